@@ -1,0 +1,428 @@
+"""Delta Lake I/O helpers: table creation, conflict retry, MERGE per table shape.
+
+Every write in the pipeline goes through here, so the rules live in one place:
+
+* writes are MERGE or ``replaceWhere`` (never a blind append);
+* a MERGE source is checked for unique keys first (:func:`assert_unique_keys`), so Delta's
+  "multiple source rows matched" error cannot happen;
+* concurrent-commit conflicts are retried with bounded exponential backoff and jitter
+  (:func:`with_conflict_retry`); when the budget is spent the error propagates and the
+  step exits 1, so the scheduler retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from delta.tables import DeltaTable
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+__all__ = [
+    "MergeResult",
+    "assert_unique_keys",
+    "commit_metrics",
+    "delete_matching",
+    "ensure_table",
+    "is_conflict",
+    "is_delta_table",
+    "latest_version",
+    "merge_latest",
+    "merge_rows",
+    "replace_where",
+    "sql_in",
+    "update_matching",
+    "with_conflict_retry",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CONFLICT_NAMES = (
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "ConcurrentWriteException",
+    "DELTA_CONCURRENT",
+)
+
+
+@dataclass
+class MergeResult:
+    """Outcome of one write.
+
+    :param table: table URI.
+    :param version: Delta version written, or ``None`` when nothing was committed.
+    :param metrics: row counts returned by Delta (inserted/updated/deleted/...).
+    """
+
+    table: str
+    version: int | None
+    metrics: dict[str, int] = field(default_factory=dict)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Return whether an exception is a Delta concurrent-commit conflict."""
+    text = f"{type(exc).__name__} {exc}"
+    return any(name in text for name in _CONFLICT_NAMES)
+
+
+def with_conflict_retry(
+    action: Callable[[], T],
+    what: str,
+    attempts: int = 5,
+    base_delay: float = 0.5,
+    max_delay: float = 8.0,
+) -> T:
+    """Run a write, retrying Delta write conflicts with exponential backoff and jitter.
+
+    :param action: the write; it must be idempotent (MERGE or replaceWhere).
+    :param what: description for the log.
+    :param attempts: total attempts before the conflict propagates.
+    :param base_delay: first backoff in seconds.
+    :param max_delay: backoff cap in seconds.
+    :return: what ``action`` returns.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not is_conflict(exc) or attempt == attempts:
+                raise
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            log.warning("%s: write conflict (attempt %d/%d), retrying in %.1fs: %s",
+                        what, attempt, attempts, delay, str(exc).splitlines()[0])
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def ensure_table(
+    spark: SparkSession,
+    uri: str,
+    schema: StructType,
+    partition_by: Sequence[str] = (),
+    properties: dict[str, str] | None = None,
+) -> DeltaTable:
+    """Create a Delta table if it does not exist yet and return it.
+
+    :param spark: active session.
+    :param uri: table location.
+    :param schema: columns of a new table.
+    :param partition_by: partition columns of a new table.
+    :param properties: table properties of a new table.
+    :return: the table.
+    """
+    from delta.tables import DeltaTable
+
+    if is_delta_table(spark, uri):
+        return DeltaTable.forPath(spark, uri)
+
+    def create() -> DeltaTable:
+        builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(schema)
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        for key, value in (properties or {}).items():
+            builder = builder.property(key, value)
+        return builder.execute()
+
+    return with_conflict_retry(create, f"create {uri}")
+
+
+def latest_version(spark: SparkSession, uri: str) -> int | None:
+    """Return the current version of a Delta table, or ``None`` if there is no table.
+
+    Reads the names in ``_delta_log`` (one listing, no Spark job): the newest
+    ``<version>.json`` commit file is the table's version.
+    """
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    path = jvm.org.apache.hadoop.fs.Path(f"{uri}/_delta_log")
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    if not fs.exists(path):
+        return None
+    versions = [
+        int(name[:-5])
+        for status in fs.listStatus(path)
+        if (name := str(status.getPath().getName())).endswith(".json") and name[:-5].isdigit()
+    ]
+    return max(versions) if versions else None
+
+
+def is_delta_table(spark: SparkSession, uri: str) -> bool:
+    """Return whether a Delta table exists at ``uri`` (a listing, no Spark job)."""
+    return latest_version(spark, uri) is not None
+
+
+def sql_in(values: Sequence[Any]) -> str:
+    """Render values as a SQL ``IN`` list of literals (ints, dates or strings).
+
+    :param values: the literals; strings and dates are quoted.
+    :return: e.g. ``(DATE'1998-08-01', DATE'1998-09-01')``.
+    :raises ValueError: for an empty list (``IN ()`` is not valid SQL).
+    """
+    import datetime as dt
+
+    if not values:
+        raise ValueError("sql_in needs at least one value")
+    rendered = []
+    for value in values:
+        if isinstance(value, bool):
+            raise TypeError("booleans are not valid IN-list literals")
+        if isinstance(value, int):
+            rendered.append(str(value))
+        elif isinstance(value, dt.date):
+            rendered.append(f"DATE'{value.isoformat()}'")
+        elif isinstance(value, str):
+            rendered.append("'" + value.replace("'", "''") + "'")
+        else:
+            raise TypeError(f"unsupported literal {value!r}")
+    return "(" + ", ".join(rendered) + ")"
+
+
+def assert_unique_keys(df: DataFrame, key: Sequence[str], what: str) -> None:
+    """Fail fast when a MERGE source holds two rows for one key.
+
+    :param df: the MERGE source.
+    :param key: key columns.
+    :param what: description for the error.
+    :raises ValueError: naming the first duplicated key.
+    """
+    from pyspark.sql import functions as F
+
+    dup = df.groupBy(*key).count().where(F.col("count") > 1).first()
+    if dup is not None:
+        raise ValueError(f"{what}: MERGE source has {dup['count']} rows for key "
+                         f"{dict(zip(key, dup[:len(key)], strict=True))}")
+
+
+def _check_columns(df: DataFrame, required: Sequence[str], what: str) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: source is missing required columns {missing}")
+
+
+def _merge_metrics(result: DataFrame | None) -> dict[str, int]:
+    if result is None:
+        return {}
+    row = result.first()
+    return {} if row is None else {k: int(v or 0) for k, v in row.asDict().items()}
+
+
+def _committed(spark: SparkSession, uri: str, before: int | None) -> int | None:
+    after = latest_version(spark, uri)
+    return after if after is not None and after != before else None
+
+
+def commit_metrics(spark: SparkSession, uri: str, version: int | None) -> dict[str, int]:
+    """Return the operation metrics Delta recorded for one commit (empty for ``None``)."""
+    from delta.tables import DeltaTable
+
+    if version is None:
+        return {}
+    row = (
+        DeltaTable.forPath(spark, uri).history()
+        .where(f"version = {int(version)}").select("operationMetrics").first()
+    )
+    if row is None or row[0] is None:
+        return {}
+    return {k: int(v) for k, v in row[0].items() if str(v).isdigit()}
+
+
+def merge_latest(
+    spark: SparkSession,
+    uri: str,
+    source_df: DataFrame,
+    key: Sequence[str],
+    partition_predicate: str | None = None,
+) -> MergeResult:
+    """Upsert rows so that the newest ``_ds`` wins (the "latest version" table shape).
+
+    Clause order matters: a matched row is replaced only when the source version is newer
+    (``s._ds > t._ds``) or the same drop delivers different content (a corrected
+    re-delivery of that day, ``_row_hash`` differs); an older drop never overwrites a
+    newer one, and re-applying the same rows changes nothing. Unmatched rows are inserted.
+
+    :param spark: active session.
+    :param uri: target table location (must exist).
+    :param source_df: rows to upsert; needs the key columns, ``_ds`` and ``_row_hash``.
+    :param key: primary-key columns.
+    :param partition_predicate: literal predicate on the target's partition columns
+        (``t._order_month IN (...)``) that bounds the files the MERGE reads.
+    :return: the version written and Delta's row metrics.
+    :raises ValueError: when required columns are missing or keys are not unique.
+    """
+    from delta.tables import DeltaTable
+
+    _check_columns(source_df, [*key, "_ds", "_row_hash"], f"merge into {uri}")
+    assert_unique_keys(source_df, key, f"merge into {uri}")
+    condition = " AND ".join(f"t.{k} = s.{k}" for k in key)
+    if partition_predicate:
+        condition += f" AND {partition_predicate}"
+    before = latest_version(spark, uri)
+
+    def run() -> DataFrame | None:
+        return (
+            DeltaTable.forPath(spark, uri).alias("t")
+            .merge(source_df.alias("s"), condition)
+            .whenMatchedUpdateAll(
+                condition="s._ds > t._ds OR (s._ds = t._ds AND s._row_hash <> t._row_hash)"
+            )
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+
+    metrics = _merge_metrics(with_conflict_retry(run, f"merge into {uri}"))
+    return MergeResult(uri, _committed(spark, uri, before), metrics)
+
+
+def merge_rows(
+    spark: SparkSession,
+    uri: str,
+    source_df: DataFrame,
+    key: Sequence[str],
+    update_condition: str | None = None,
+    delete_condition: str | None = None,
+    partition_predicate: str | None = None,
+    insert: bool = True,
+) -> MergeResult:
+    """General keyed MERGE: optional delete, conditional update, insert.
+
+    Clause order: ``whenMatchedDelete(delete_condition)`` is evaluated before
+    ``whenMatchedUpdateAll(update_condition)``, so a row flagged for deletion is never
+    updated.
+
+    :param spark: active session.
+    :param uri: target table location (must exist).
+    :param source_df: source rows with unique keys.
+    :param key: key columns.
+    :param update_condition: condition for updating a matched row (``None``: no update).
+    :param delete_condition: condition for deleting a matched row (``None``: no delete).
+    :param partition_predicate: literal predicate bounding the target files read.
+    :param insert: whether unmatched source rows are inserted.
+    :return: the version written and Delta's row metrics.
+    """
+    from delta.tables import DeltaTable
+
+    _check_columns(source_df, key, f"merge into {uri}")
+    assert_unique_keys(source_df, key, f"merge into {uri}")
+    condition = " AND ".join(f"t.{k} = s.{k}" for k in key)
+    if partition_predicate:
+        condition += f" AND {partition_predicate}"
+    before = latest_version(spark, uri)
+    target_columns = set(DeltaTable.forPath(spark, uri).toDF().columns)
+
+    def run() -> DataFrame | None:
+        builder = DeltaTable.forPath(spark, uri).alias("t").merge(source_df.alias("s"), condition)
+        if delete_condition is not None:
+            builder = builder.whenMatchedDelete(condition=delete_condition)
+        if update_condition is not None:
+            builder = builder.whenMatchedUpdate(
+                condition=update_condition,
+                set={c: f"s.{c}" for c in source_df.columns if c in target_columns},
+            )
+        if insert:
+            builder = builder.whenNotMatchedInsert(
+                values={c: f"s.{c}" for c in source_df.columns if c in target_columns}
+            )
+        return builder.execute()
+
+    metrics = _merge_metrics(with_conflict_retry(run, f"merge into {uri}"))
+    return MergeResult(uri, _committed(spark, uri, before), metrics)
+
+
+def delete_matching(
+    spark: SparkSession,
+    uri: str,
+    source_df: DataFrame,
+    on: str,
+    delete_condition: str,
+) -> MergeResult:
+    """Delete target rows matched by a source of keys (many target rows per key allowed).
+
+    :param spark: active session.
+    :param uri: target table location.
+    :param source_df: keys to delete, one row per key.
+    :param on: join condition between ``t`` and ``s`` including literal partition predicates.
+    :param delete_condition: extra condition, e.g. the ordering rule ``t._ds <= s._ds``.
+    :return: the version written and Delta's row metrics.
+    """
+    from delta.tables import DeltaTable
+
+    before = latest_version(spark, uri)
+
+    def run() -> DataFrame | None:
+        return (
+            DeltaTable.forPath(spark, uri).alias("t")
+            .merge(source_df.alias("s"), on)
+            .whenMatchedDelete(condition=delete_condition)
+            .execute()
+        )
+
+    metrics = _merge_metrics(with_conflict_retry(run, f"delete from {uri}"))
+    return MergeResult(uri, _committed(spark, uri, before), metrics)
+
+
+def replace_where(spark: SparkSession, uri: str, df: DataFrame, predicate: str,
+                  partition_by: Sequence[str] = ()) -> MergeResult:
+    """Atomically replace the rows matching ``predicate`` with ``df`` (one commit).
+
+    :param spark: active session.
+    :param uri: table location; created on first write.
+    :param df: the new rows; every row must satisfy ``predicate``.
+    :param predicate: SQL predicate with literals only.
+    :param partition_by: partition columns used when the table is created.
+    :return: the version written.
+    """
+
+    before = latest_version(spark, uri)
+
+    def run() -> None:
+        writer = df.write.format("delta").option("replaceWhere", predicate).mode("overwrite")
+        if partition_by and not is_delta_table(spark, uri):
+            writer = writer.partitionBy(*partition_by)
+        writer.save(uri)
+
+    with_conflict_retry(run, f"replace {predicate} in {uri}")
+    version = _committed(spark, uri, before)
+    return MergeResult(uri, version, commit_metrics(spark, uri, version))
+
+
+def update_matching(
+    spark: SparkSession,
+    uri: str,
+    source_df: DataFrame,
+    on: str,
+    assignments: dict[str, str],
+) -> MergeResult:
+    """Update target rows matched by a source (many target rows per source row allowed).
+
+    :param spark: active session.
+    :param uri: target table location.
+    :param source_df: one row per match key.
+    :param on: join condition between ``t`` and ``s`` including literal partition predicates.
+    :param assignments: target column -> SQL expression over ``s`` and ``t``.
+    :return: the version written and Delta's row metrics.
+    """
+    from delta.tables import DeltaTable
+
+    before = latest_version(spark, uri)
+
+    def run() -> DataFrame | None:
+        return (
+            DeltaTable.forPath(spark, uri).alias("t")
+            .merge(source_df.alias("s"), on)
+            .whenMatchedUpdate(set=assignments)
+            .execute()
+        )
+
+    metrics = _merge_metrics(with_conflict_retry(run, f"update {uri}"))
+    return MergeResult(uri, _committed(spark, uri, before), metrics)

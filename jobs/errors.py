@@ -1,0 +1,50 @@
+"""Named errors and the exit codes they map to (the contract's section 2)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_CONFIG",
+    "EXIT_OK",
+    "EXIT_RETRY",
+    "ConfigError",
+    "DropNotReadyError",
+    "InputUnusableError",
+    "PipelineError",
+    "QualityGateError",
+]
+
+EXIT_OK = 0
+EXIT_RETRY = 1
+EXIT_CONFIG = 2
+EXIT_BAD_INPUT = 3
+
+
+class PipelineError(Exception):
+    """Base class of the pipeline's own errors; carries the exit code."""
+
+    exit_code = EXIT_RETRY
+
+
+class ConfigError(PipelineError):
+    """Bad arguments or configuration: retrying cannot help."""
+
+    exit_code = EXIT_CONFIG
+
+
+class InputUnusableError(PipelineError):
+    """A landed file cannot be used at all (named with file and line)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class QualityGateError(PipelineError):
+    """A fail-level expectation failed; gold was left as it was before the run."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class DropNotReadyError(PipelineError):
+    """The drop for the run date has no ``_SUCCESS`` marker yet: worth retrying later."""
+
+    exit_code = EXIT_RETRY

@@ -1,0 +1,204 @@
+"""The run ledger (``ops/runs``) and expectation results (``ops/dq_results``).
+
+Each step run writes one ``ops/runs`` row when it ends: its status, counts and the Delta
+versions it wrote. The ledger is also the checkpoint: a step whose last successful run
+for a ``ds`` saw the same input fingerprint has nothing to do, and a run killed part-way
+leaves no ``succeeded`` row, so the next run of that ``ds`` redoes it (every write is
+idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jobs.delta_io import ensure_table, is_delta_table, merge_rows, with_conflict_retry
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.types import StructType
+
+    from jobs.lake import Lake
+
+__all__ = [
+    "DqResult",
+    "Run",
+    "dq_schema",
+    "last_success",
+    "record_dq",
+    "runs_schema",
+    "start_run",
+]
+
+
+def runs_schema() -> StructType:
+    """Schema of ``ops/runs``."""
+    from pyspark.sql import types as T
+
+    counts = T.MapType(T.StringType(), T.LongType())
+    return T.StructType([
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("step", T.StringType(), False),
+        T.StructField("ds", T.DateType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("ended_at", T.TimestampType(), True),
+        T.StructField("input_fingerprint", T.StringType(), True),
+        T.StructField("rows_read", counts, True),
+        T.StructField("rows_written", counts, True),
+        T.StructField("rows_quarantined", counts, True),
+        T.StructField("rows_duplicate", counts, True),
+        T.StructField("delta_versions", counts, True),
+        T.StructField("details", T.StringType(), True),
+        T.StructField("message", T.StringType(), True),
+    ])
+
+
+def dq_schema() -> StructType:
+    """Schema of ``ops/dq_results``."""
+    from pyspark.sql import types as T
+
+    return T.StructType([
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("table", T.StringType(), False),
+        T.StructField("ds", T.DateType(), False),
+        T.StructField("expectation", T.StringType(), False),
+        T.StructField("action", T.StringType(), False),
+        T.StructField("failed_rows", T.LongType(), False),
+        T.StructField("outcome", T.StringType(), False),
+        T.StructField("evaluated_at", T.TimestampType(), False),
+    ])
+
+
+@dataclass
+class Run:
+    """One step run, accumulated in memory and written to ``ops/runs``.
+
+    :param spark: active session.
+    :param lake: lake locations.
+    :param step: step name.
+    :param ds: run date.
+    :param input_fingerprint: fingerprint of the step's input.
+    """
+
+    spark: SparkSession
+    lake: Lake
+    step: str
+    ds: dt.date
+    input_fingerprint: str | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    rows_read: dict[str, int] = field(default_factory=dict)
+    rows_written: dict[str, int] = field(default_factory=dict)
+    rows_quarantined: dict[str, int] = field(default_factory=dict)
+    rows_duplicate: dict[str, int] = field(default_factory=dict)
+    delta_versions: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def count(self, kind: str, table: str, n: int) -> None:
+        """Add ``n`` to one of the per-table counters (read/written/quarantined/duplicate)."""
+        counters: dict[str, int] = getattr(self, f"rows_{kind}")
+        counters[table] = counters.get(table, 0) + int(n)
+
+    def wrote(self, table: str, version: int | None) -> None:
+        """Remember the Delta version a write committed (``None``: nothing committed)."""
+        if version is not None:
+            self.delta_versions[table] = version
+
+    def write(self, status: str, message: str | None = None) -> None:
+        """Record this run's final row in ``ops/runs``.
+
+        The append is idempotent: Delta's ``txnAppId``/``txnVersion`` options make a
+        repeated write of the same run a no-op, so the ledger holds one row per run even
+        when the write itself is retried.
+        """
+        uri = self.lake.table("ops", "runs")
+        ensure_table(self.spark, uri, runs_schema())
+        ended = dt.datetime.now(dt.UTC)
+        row = (
+            self.run_id, self.step, self.ds, status,
+            self.started_at.replace(tzinfo=None), ended.replace(tzinfo=None),
+            self.input_fingerprint, self.rows_read, self.rows_written, self.rows_quarantined,
+            self.rows_duplicate, self.delta_versions,
+            json.dumps(self.details, sort_keys=True, default=str), message,
+        )
+        df = self.spark.createDataFrame([row], runs_schema())
+        with_conflict_retry(
+            lambda: df.write.format("delta").mode("append")
+            .option("txnAppId", f"ops-runs-{self.run_id}").option("txnVersion", 0).save(uri),
+            f"ledger row {self.run_id}",
+        )
+
+
+def start_run(spark: SparkSession, lake: Lake, step: str, ds: dt.date,
+              fingerprint: str | None) -> Run:
+    """Start a run: its row is written once, when it ends (:meth:`Run.write`).
+
+    A run killed before it ends leaves no row; the next run of the same ``ds`` finds no
+    ``succeeded`` row with its fingerprint and does the work again.
+
+    :return: the run.
+    """
+    return Run(spark, lake, step, ds, fingerprint)
+
+
+def last_success(spark: SparkSession, lake: Lake, step: str,
+                 ds: dt.date | None = None) -> dict[str, Any] | None:
+    """Return the latest ``succeeded`` run of a step (for one ``ds`` when given).
+
+    :return: the row as a dict, or ``None``.
+    """
+    from pyspark.sql import functions as F
+
+    uri = lake.table("ops", "runs")
+    if not is_delta_table(spark, uri):
+        return None
+    df = spark.read.format("delta").load(uri).where(
+        (F.col("step") == step) & (F.col("status") == "succeeded")
+    )
+    if ds is not None:
+        df = df.where(F.col("ds") == F.lit(ds))
+    row = df.orderBy(F.col("ended_at").desc()).first()
+    return None if row is None else row.asDict(recursive=True)
+
+
+@dataclass(frozen=True)
+class DqResult:
+    """One evaluated expectation.
+
+    :param table: table the expectation is about.
+    :param expectation: expectation name.
+    :param action: ``warn``, ``drop`` or ``fail``.
+    :param failed_rows: rows (or, for dataset checks, violations) that failed.
+    """
+
+    table: str
+    expectation: str
+    action: str
+    failed_rows: int
+
+    @property
+    def outcome(self) -> str:
+        """``passed``; otherwise ``warned``, ``dropped`` or ``failed`` after the action."""
+        if self.failed_rows == 0:
+            return "passed"
+        return {"warn": "warned", "drop": "dropped", "fail": "failed"}[self.action]
+
+
+def record_dq(run: Run, results: Iterable[DqResult]) -> None:
+    """Write expectation results of a run to ``ops/dq_results`` (insert-only MERGE)."""
+    rows = [
+        (run.run_id, r.table, run.ds, r.expectation, r.action, int(r.failed_rows), r.outcome,
+         dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        for r in results
+    ]
+    if not rows:
+        return
+    uri = run.lake.table("ops", "dq_results")
+    ensure_table(run.spark, uri, dq_schema())
+    df = run.spark.createDataFrame(rows, dq_schema())
+    merge_rows(run.spark, uri, df, ["run_id", "table", "expectation"])

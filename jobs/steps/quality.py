@@ -1,0 +1,222 @@
+"""Step ``quality``: dataset-level expectations and the publish gate for gold.
+
+Checks are declarative: a table, a name, an action and a SQL query that counts
+violations over the views ``silver_<table>``, ``gold_<table>`` and ``months`` (the order
+months the run date's silver run touched). Results go to ``ops/dq_results``.
+
+When a ``fail`` check finds violations, gold is restored to the versions it had before
+the gold runs that this gate has not yet passed (Delta ``RESTORE``), those runs are marked
+``rolled_back`` so the next gold run recomputes their dates, and the step exits 3.
+Published gold therefore only ever holds data that passed the gate (restore, rather than
+stage-then-publish: readers see the restored version as one atomic commit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jobs.delta_io import is_delta_table, latest_version, with_conflict_retry
+from jobs.errors import ConfigError, QualityGateError
+from jobs.expectations import Action
+from jobs.ledger import DqResult, last_success, record_dq, start_run
+from jobs.steps.common import StepContext, fingerprint, log, run_parallel
+from jobs.steps.gold import GOLD_TABLES
+from jobs.tpch import TABLES
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["CHECKS", "DatasetCheck", "max_quarantine_ratio", "run"]
+
+
+@dataclass(frozen=True)
+class DatasetCheck:
+    """A dataset-level expectation.
+
+    :param table: the table it is about.
+    :param name: expectation name.
+    :param action: ``warn`` or ``fail``.
+    :param sql: query returning one row with one column: the number of violations.
+    """
+
+    table: str
+    name: str
+    action: Action
+    sql: str
+
+
+def _key_unique(name: str) -> DatasetCheck:
+    table = TABLES[name]
+    where = "WHERE _order_month IN (SELECT m FROM months)" if table.partition_by else ""
+    keys = ", ".join(table.key)
+    if name == "customer":
+        keys += ", valid_from"
+    return DatasetCheck(
+        name, f"{name}_key_unique", "fail",
+        f"SELECT count(*) FROM (SELECT {keys} FROM silver_{name} {where} "
+        f"GROUP BY {keys} HAVING count(*) > 1)",
+    )
+
+
+CHECKS: tuple[DatasetCheck, ...] = (
+    *(_key_unique(n) for n in TABLES),
+    DatasetCheck(
+        "customer", "customer_one_current_version", "fail",
+        "SELECT count(*) FROM (SELECT c_custkey FROM silver_customer GROUP BY c_custkey "
+        "HAVING sum(CASE WHEN is_current THEN 1 ELSE 0 END) <> 1)",
+    ),
+    DatasetCheck(
+        "customer", "customer_versions_contiguous", "fail",
+        "SELECT count(*) FROM (SELECT valid_to, is_current, lead(valid_from) OVER "
+        "(PARTITION BY c_custkey ORDER BY valid_from) AS next_from FROM silver_customer) "
+        "WHERE NOT (valid_to <=> next_from) OR is_current <> (valid_to IS NULL)",
+    ),
+    DatasetCheck(
+        "lineitem", "lineitem_has_order", "fail",
+        "SELECT count(*) FROM silver_lineitem l LEFT ANTI JOIN silver_orders o "
+        "ON l.l_orderkey = o.o_orderkey AND l._order_month = o._order_month "
+        "WHERE l._order_month IN (SELECT m FROM months)",
+    ),
+    DatasetCheck(
+        "daily_line_summary", "daily_line_summary_reconciles", "fail",
+        "WITH dates AS (SELECT DISTINCT l_shipdate AS d FROM silver_lineitem "
+        "  WHERE _order_month IN (SELECT m FROM months)), "
+        "fresh AS (SELECT l_shipdate AS ship_date, l_returnflag, l_linestatus, "
+        "  sum(l_extendedprice * (1 - l_discount)) AS disc, count(*) AS n FROM silver_lineitem "
+        "  WHERE l_shipdate IN (SELECT d FROM dates) GROUP BY 1, 2, 3), "
+        "pub AS (SELECT ship_date, l_returnflag, l_linestatus, sum_disc_price AS disc, "
+        "  count_order AS n FROM gold_daily_line_summary WHERE ship_date IN (SELECT d FROM dates)) "
+        "SELECT count(*) FROM fresh FULL OUTER JOIN pub "
+        "USING (ship_date, l_returnflag, l_linestatus) "
+        "WHERE NOT (fresh.disc <=> pub.disc) OR NOT (fresh.n <=> pub.n)",
+    ),
+)
+
+
+def max_quarantine_ratio() -> float:
+    """The share of a drop's lines that may be quarantined before the gate fails.
+
+    Read from ``DQ_MAX_QUARANTINE_RATIO`` (default 0.5): a drop mostly rejected means
+    the source is broken, and publishing what is left would mislead.
+
+    :raises ConfigError: for a value that is not a number in [0, 1].
+    """
+    raw = os.environ.get("DQ_MAX_QUARANTINE_RATIO", "0.5")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"DQ_MAX_QUARANTINE_RATIO={raw!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"DQ_MAX_QUARANTINE_RATIO={raw!r} must be between 0 and 1")
+    return value
+
+
+def _register_views(ctx: StepContext, months: list[str]) -> list[str]:
+    """Register the views the checks use; return the names of the missing tables."""
+
+    spark = ctx.spark
+    missing = []
+    for layer, names in (("silver", TABLES), ("gold", GOLD_TABLES)):
+        for name in names:
+            uri = ctx.lake.table(layer, name)
+            if is_delta_table(spark, uri):
+                spark.read.format("delta").load(uri).createOrReplaceTempView(f"{layer}_{name}")
+            else:
+                missing.append(f"{layer}_{name}")
+    spark.createDataFrame([(m,) for m in months] or [("0001-01-01",)], "m string") \
+        .selectExpr("CAST(m AS DATE) AS m").createOrReplaceTempView("months")
+    return missing
+
+
+def _restore_gold(ctx: StepContext) -> list[str]:
+    """Restore gold to before the runs not yet passed by the gate; return what was done."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    spark = ctx.spark
+    passed = last_success(spark, ctx.lake, "quality")
+    runs = spark.read.format("delta").load(ctx.lake.table("ops", "runs")).where(
+        (F.col("step") == "gold") & (F.col("status") == "succeeded"))
+    if passed is not None:
+        runs = runs.where(F.col("started_at") > F.lit(passed["ended_at"]))
+    pending = runs.orderBy("started_at").collect()
+    done = []
+    if pending:
+        pre = json.loads(pending[0]["details"])["pre_versions"]
+        for name, version in pre.items():
+            uri = ctx.lake.table("gold", name)
+            if version is not None and latest_version(spark, uri) != version:
+                with_conflict_retry(
+                    lambda u=uri, v=version: DeltaTable.forPath(spark, u).restoreToVersion(v),
+                    f"restore {uri}")
+                done.append(f"{name} -> v{version}")
+        _mark_rolled_back(spark, ctx, [r["run_id"] for r in pending])
+    return done
+
+
+def _mark_rolled_back(spark: SparkSession, ctx: StepContext, run_ids: list[str]) -> None:
+    from delta.tables import DeltaTable
+
+    ids = spark.createDataFrame([(r,) for r in run_ids], "run_id string")
+    with_conflict_retry(
+        lambda: DeltaTable.forPath(spark, ctx.lake.table("ops", "runs")).alias("t")
+        .merge(ids.alias("s"), "t.run_id = s.run_id")
+        .whenMatchedUpdate(set={"status": "'rolled_back'"}).execute(),
+        "mark gold runs rolled back",
+    )
+
+
+def run(ctx: StepContext) -> bool:
+    """Evaluate the dataset checks for the run date and gate gold.
+
+    :param ctx: step context.
+    :return: ``False`` when nothing changed since the last passing evaluation.
+    :raises QualityGateError: when a fail-level check fails (after restoring gold).
+    """
+    spark = ctx.spark
+    threshold = max_quarantine_ratio()
+    silver_run = last_success(spark, ctx.lake, "silver", ctx.ds)
+    versions = {f"{layer}/{n}": latest_version(spark, ctx.lake.table(layer, n))
+                for layer, names in (("silver", TABLES), ("gold", GOLD_TABLES)) for n in names}
+    fp = fingerprint({"versions": versions, "silver_run": silver_run and silver_run["run_id"],
+                      "threshold": threshold})
+    previous = last_success(spark, ctx.lake, "quality", ctx.ds)
+    if previous and previous["input_fingerprint"] == fp and not ctx.force:
+        log.info("quality %s: nothing changed since run %s", ctx.ds, previous["run_id"])
+        return False
+    run_ = start_run(spark, ctx.lake, "quality", ctx.ds, fp)
+    months: list[str] = []
+    if silver_run is not None:
+        touched = json.loads(silver_run["details"]).get("touched_months", {})
+        months = sorted({m for ms in touched.values() for m in ms})
+    missing = _register_views(ctx, months)
+    def evaluate(check: DatasetCheck) -> DqResult:
+        row = spark.sql(check.sql).first()
+        return DqResult(check.table, check.name, check.action, int(row[0] if row else 0))
+
+    # Checks over missing tables are skipped: nothing to check yet.
+    runnable = [c for c in CHECKS if not any(view in c.sql for view in missing)]
+    results = list(run_parallel({c.name: (lambda c=c: evaluate(c)) for c in runnable}).values())
+    read = 0
+    if silver_run is not None:
+        read = sum((silver_run["rows_read"] or {}).values())
+        quarantined = sum((silver_run["rows_quarantined"] or {}).values())
+        over = quarantined > threshold * read
+        results.append(DqResult("*", "quarantine_ratio", "fail", quarantined if over else 0))
+    results.append(DqResult("*", "drop_not_empty", "warn", 0 if read else 1))
+    record_dq(run_, results)
+    failed = [r for r in results if r.outcome == "failed"]
+    if failed:
+        restored = _restore_gold(ctx)
+        names = ", ".join(f"{r.expectation} ({r.failed_rows})" for r in failed)
+        message = (f"quality gate failed for ds={ctx.ds}: {names}; gold restored: "
+                   f"{', '.join(restored) or 'unchanged'}")
+        run_.write("failed", message)
+        raise QualityGateError(message)
+    run_.write("succeeded")
+    log.info("quality %s: %d checks passed (%d warnings)", ctx.ds, len(results),
+             sum(r.outcome == "warned" for r in results))
+    return True

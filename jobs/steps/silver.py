@@ -1,0 +1,557 @@
+"""Step ``silver``: bronze lines of one drop -> typed, validated, deduplicated silver tables.
+
+Per table: parse and type, evaluate expectations, mark exact duplicates and conflicting
+versions, write rejected lines to ``quarantine/<table>`` (``replaceWhere _ds = <ds>``), and
+MERGE the good rows so that the newest ``_ds`` wins. The order of work inside a run:
+
+1. dimensions (latest version; ``customer`` as SCD2);
+2. RF2 tombstones (``silver/_order_tombstones``, newest ``_ds`` kept);
+3. orders, skipping versions not newer than their tombstone;
+4. the drop's deletions applied to orders and line items (``t._ds <= tombstone ds``);
+5. line items, plus earlier orphans parked in quarantine whose order may now exist.
+
+Each rule only compares ``_ds`` values, never processing order, so drops processed in any
+order, repeated or back-filled converge to the same tables.
+
+Partitioning: ``orders`` and ``lineitem`` are partitioned by ``_order_month`` (the first
+day of the order's month). A daily drop touches few months, and every MERGE carries them
+as a literal ``t._order_month IN (...)`` predicate, so its cost depends on the size of a
+month, not on the length of history. Dimensions are small and unpartitioned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from jobs.delta_io import (
+    delete_matching,
+    ensure_table,
+    is_delta_table,
+    merge_latest,
+    merge_rows,
+    replace_where,
+    sql_in,
+    update_matching,
+)
+from jobs.errors import DropNotReadyError, QualityGateError
+from jobs.expectations import Expectation, expectations_for
+from jobs.ledger import DqResult, Run, last_success, record_dq, start_run
+from jobs.schemas import (
+    CDF_TABLES,
+    TOMBSTONES,
+    quarantine_schema,
+    silver_columns,
+    silver_schema,
+    tombstone_schema,
+)
+from jobs.steps.common import StepContext, fingerprint, log, run_parallel
+from jobs.tpch import DIMENSIONS, ORDERS_DELETE, TABLES, Table
+from jobs.transforms.silver import (
+    ORPHAN_REASON,
+    parse_lines,
+    scd2_changes,
+    with_drop_dedup,
+    with_expectations,
+    with_row_hash,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["prepare", "run"]
+
+
+def prepare(lines_df: DataFrame, table: Table) -> DataFrame:
+    """Parse, validate and deduplicate one table's lines (pure).
+
+    :param lines_df: bronze rows (``value`` and lineage).
+    :param table: the TPC-H table.
+    :return: typed rows with ``_reasons``, ``_warnings``, ``_failures`` and
+        ``_is_duplicate``.
+    """
+    checks = [e for e in expectations_for(table.name) if not e.needs_order]
+    return with_drop_dedup(with_expectations(parse_lines(lines_df, table), checks), table.key)
+
+
+class _Silver:
+    """State of one silver run: the context, the ledger row and the results so far."""
+
+    def __init__(self, ctx: StepContext, run: Run,
+                 previously_quarantined: dict[str, int]) -> None:
+        self.ctx = ctx
+        self.previously_quarantined = previously_quarantined
+        self.spark: SparkSession = ctx.spark
+        self.run = run
+        self.dq: list[DqResult] = []
+        self.touched_months: dict[str, list[str]] = {}
+
+    # -- edges -----------------------------------------------------------------------
+    def bronze(self, name: str) -> DataFrame | None:
+        from pyspark.sql import functions as F
+
+        uri = self.ctx.lake.table("bronze", name)
+        if not is_delta_table(self.spark, uri):
+            return None
+        return (
+            self.spark.read.format("delta").load(uri)
+            .where(F.col("_ds") == F.lit(self.ctx.ds_str).cast("date"))
+            .select("value", "_ds", "_source_file", "_line_number")
+        )
+
+    def silver_uri(self, name: str) -> str:
+        table = TABLES[name]
+        props = {"delta.enableChangeDataFeed": "true"} if name in CDF_TABLES else {}
+        uri = self.ctx.lake.table("silver", name)
+        ensure_table(self.spark, uri, silver_schema(table), table.partition_by, props)
+        return uri
+
+    def read_silver(self, name: str) -> DataFrame:
+        return self.spark.read.format("delta").load(self.silver_uri(name))
+
+    def tombstones(self) -> DataFrame:
+        uri = self.ctx.lake.table("silver", TOMBSTONES)
+        ensure_table(self.spark, uri, tombstone_schema())
+        return self.spark.read.format("delta").load(uri)
+
+    def write_quarantine(self, name: str, rejected_df: DataFrame, n: int | None = None) -> int:
+        """Replace this drop's quarantine rows of a table; return how many there are.
+
+        :param name: table name.
+        :param rejected_df: rejected lines (``value``, lineage, ``_reasons``).
+        :param n: their number when already known (saves a pass).
+        """
+        from pyspark.sql import functions as F
+
+        uri = self.ctx.lake.table("quarantine", name)
+        rows = rejected_df.select(
+            F.col("value").alias("raw"), "_ds", "_source_file", "_line_number",
+            F.array_distinct("_reasons").alias("reasons"),
+        )
+        if n is None:
+            rows = rows.cache()
+            n = rows.count()
+        # No commit when there is nothing now and nothing from an earlier run of this drop.
+        if n or self.previously_quarantined.get(name):
+            ensure_table(self.spark, uri, quarantine_schema(), ["_ds"])
+            result = replace_where(self.spark, uri, rows, f"_ds = DATE'{self.ctx.ds_str}'")
+            self.run.wrote(f"quarantine/{name}", result.version)
+        rows.unpersist()
+        return n
+
+    # -- accounting ------------------------------------------------------------------
+    def account(self, name: str, prepared: DataFrame) -> dict[str, int]:
+        """Count lines, duplicates, rejects and expectation outcomes in one pass.
+
+        :return: ``*row`` (lines read), ``*rejected`` (non-duplicate lines with a reason)
+            and one count per reason or warning name, over non-duplicate lines.
+        :raises QualityGateError: when a fail-level expectation is violated.
+        """
+        from pyspark.sql import functions as F
+
+        tags = F.concat(
+            F.array(F.lit("*row")), "_reasons", "_warnings",
+            F.transform("_failures", lambda f: F.concat(F.lit("fail:"), f)),
+            F.when(F.size("_reasons") > 0, F.array(F.lit("*rejected"))).otherwise(
+                F.array().cast("array<string>")),
+        )
+        rows = (
+            prepared.select(F.col("_is_duplicate").alias("dup"), F.explode(tags).alias("tag"))
+            .groupBy("dup", "tag").agg(F.count(F.lit(1)).alias("n")).collect()
+        )
+        counts: dict[str, int] = {}
+        for r in rows:
+            if r["tag"] == "*row":
+                self.run.count("read", name, r["n"])
+                if r["dup"]:
+                    self.run.count("duplicate", name, r["n"])
+                counts["*row"] = counts.get("*row", 0) + r["n"]
+            elif not r["dup"]:
+                counts[r["tag"]] = r["n"]
+        self.record_expectations(name, [e for e in expectations_for(name) if not e.needs_order],
+                                 counts)
+        if any(tag.startswith("fail:") for tag in counts):
+            first = prepared.where(~F.col("_is_duplicate") & (F.size("_failures") > 0)).select(
+                "_source_file", "_line_number", "_failures").first()
+            assert first is not None
+            raise QualityGateError(
+                f"{first['_source_file']} line {first['_line_number']}: fail-level "
+                f"expectation {', '.join(first['_failures'])} violated; nothing was merged"
+            )
+        return counts
+
+    def record_expectations(self, name: str, expectations: list[Expectation],
+                            counts: dict[str, int]) -> None:
+        self.dq += [DqResult(name, e.name, e.action, int(counts.get(e.name, 0)))
+                    for e in expectations]
+
+    # -- tables ----------------------------------------------------------------------
+    def load_prepared(self, name: str) -> DataFrame | None:
+        from pyspark.sql import functions as F
+
+        lines = self.bronze(name)
+        if lines is None:
+            return None
+        table = ORDERS_DELETE if name == ORDERS_DELETE.name else TABLES[name]
+        prepared = prepare(lines, table).cache()
+        counts = self.account(name, prepared)
+        if not counts.get("*row"):
+            prepared.unpersist()
+            return None
+        if name != "lineitem":
+            # Line items are quarantined after the order lookup (orphans, order rules).
+            rejected = prepared.where(~F.col("_is_duplicate") & (F.size("_reasons") > 0))
+            n = self.write_quarantine(name, rejected, counts.get("*rejected", 0))
+            self.run.count("quarantined", name, n)
+        return prepared
+
+    def clean(self, prepared: DataFrame, table: Table) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        rows = prepared.where(~F.col("_is_duplicate") & (F.size("_reasons") == 0))
+        return with_row_hash(rows, table.column_names)
+
+    def latest_dimension(self, name: str) -> None:
+        prepared = self.load_prepared(name)
+        if prepared is None:
+            return
+        table = TABLES[name]
+        source = self.clean(prepared, table).select(*silver_columns(table))
+        result = merge_latest(self.spark, self.silver_uri(name), source, table.key)
+        self.note_merge(name, result.version, result.metrics)
+        prepared.unpersist()
+
+    def note_merge(self, name: str, version: int | None, metrics: dict[str, int]) -> None:
+        self.run.wrote(name, version)
+        self.run.count("written", name, metrics.get("num_inserted_rows", 0)
+                       + metrics.get("num_updated_rows", 0))
+        self.run.details.setdefault("merge_metrics", {})[name] = metrics
+
+    def customer(self) -> None:
+        from pyspark.sql import functions as F
+
+        prepared = self.load_prepared("customer")
+        if prepared is None:
+            return
+        table = TABLES["customer"]
+        incoming = self.clean(prepared, table).cache()
+        uri = self.silver_uri("customer")
+        existing = self.read_silver("customer").join(
+            incoming.select("c_custkey"), "c_custkey", "left_semi"
+        )
+        changes = scd2_changes(existing, incoming.select(
+            *table.column_names, "_ds", "_source_file", "_line_number", "_row_hash"),
+            table.key).cache()
+        if changes.limit(1).count():
+            result = merge_rows(
+                self.spark, uri, changes, [*table.key, "valid_from"],
+                update_condition="s._action = 'upsert'",
+                delete_condition="s._action = 'delete'",
+            )
+            self.note_merge("customer", result.version, result.metrics)
+        changes.unpersist()
+        incoming.unpersist()
+        prepared.unpersist()
+        del F
+
+    def order_tombstones(self) -> DataFrame | None:
+        """Merge this drop's RF2 deletions into the tombstones; return them (key, _ds)."""
+        from pyspark.sql import functions as F
+
+        prepared = self.load_prepared(ORDERS_DELETE.name)
+        if prepared is None:
+            return None
+        source = (
+            self.clean(prepared, ORDERS_DELETE)
+            .select("o_orderkey", "_ds", "_source_file", "_line_number", "_row_hash")
+            .cache()
+        )
+        self.tombstones()
+        result = merge_latest(self.spark, self.ctx.lake.table("silver", TOMBSTONES), source,
+                              ["o_orderkey"])
+        self.run.wrote(TOMBSTONES, result.version)
+        self.run.count("written", ORDERS_DELETE.name, source.count())
+        prepared.unpersist()
+        return source.select("o_orderkey", F.col("_ds").alias("_tomb_ds"))
+
+    def order_lookup(self, keys_df: DataFrame) -> DataFrame:
+        """Stored orders for some keys: ``o_orderkey``, ``_old_month``, ``_old_ds``, ``_old_hash``."""
+        from pyspark.sql import functions as F
+
+        return (
+            self.read_silver("orders")
+            .select("o_orderkey", F.col("_order_month").alias("_old_month"),
+                    F.col("_ds").alias("_old_ds"), F.col("_row_hash").alias("_old_hash"))
+            .join(keys_df.select("o_orderkey").distinct(), "o_orderkey", "left_semi")
+        )
+
+    def orders(self) -> None:
+        from pyspark.sql import functions as F
+
+        prepared = self.load_prepared("orders")
+        if prepared is None:
+            return
+        table = TABLES["orders"]
+        clean = self.clean(prepared, table).withColumn(
+            "_order_month", F.trunc("o_orderdate", "month"))
+        tomb = self.tombstones().select("o_orderkey", F.col("_ds").alias("_tomb_ds"))
+        flagged = clean.join(tomb, "o_orderkey", "left").withColumn(
+            "_deleted", F.coalesce(F.col("_tomb_ds") >= F.col("_ds"), F.lit(False)))
+        source = flagged.where(~F.col("_deleted")).select(*silver_columns(table)).cache()
+        superseded = flagged.where(F.col("_deleted")).count()
+        self.run.details.setdefault("superseded_by_delete", {})["orders"] = superseded
+        self.run.count("written", "orders", 0)
+        existing = self.order_lookup(source).cache()
+        months = sorted(
+            {r[0] for r in source.select("_order_month").distinct().collect()}
+            | {r[0] for r in existing.select("_old_month").distinct().collect()}
+        )
+        if months:
+            self.touched_months["orders"] = [m.isoformat() for m in months]
+            result = merge_latest(self.spark, self.silver_uri("orders"), source, table.key,
+                                  f"t._order_month IN {sql_in(months)}")
+            self.note_merge("orders", result.version, result.metrics)
+            self.cascade_month_moves(source, existing)
+        existing.unpersist()
+        source.unpersist()
+        prepared.unpersist()
+
+    def cascade_month_moves(self, source: DataFrame, existing: DataFrame) -> None:
+        """Move line items with their order when an applied update changed its month."""
+        from pyspark.sql import functions as F
+
+        moved = (
+            source.join(existing, "o_orderkey")
+            .where((F.col("_order_month") != F.col("_old_month"))
+                   & ((F.col("_ds") > F.col("_old_ds"))
+                      | ((F.col("_ds") == F.col("_old_ds"))
+                         & (F.col("_row_hash") != F.col("_old_hash")))))
+            .select(F.col("o_orderkey").alias("l_orderkey"),
+                    F.col("_order_month").alias("_new_month"), "_old_month")
+            .cache()
+        )
+        old_months = sorted({r[0] for r in moved.select("_old_month").distinct().collect()})
+        if old_months:
+            result = update_matching(
+                self.spark, self.silver_uri("lineitem"), moved,
+                f"t.l_orderkey = s.l_orderkey AND t._order_month IN {sql_in(old_months)}",
+                {"_order_month": "s._new_month"},
+            )
+            self.run.wrote("lineitem", result.version)
+            self.run.details["order_month_moves"] = moved.count()
+        moved.unpersist()
+
+    def apply_deletes(self, deletes: DataFrame) -> None:
+        existing = self.order_lookup(deletes).cache()
+        months = sorted({r[0] for r in existing.select("_old_month").distinct().collect()})
+        self.run.details["deletes_unknown_key"] = (
+            deletes.join(existing, "o_orderkey", "left_anti").count())
+        if months:
+            predicate = f"t._order_month IN {sql_in(months)}"
+            for name, key in (("orders", "o_orderkey"), ("lineitem", "l_orderkey")):
+                result = delete_matching(
+                    self.spark, self.silver_uri(name), deletes,
+                    f"t.{key} = s.o_orderkey AND {predicate}", "t._ds <= s._tomb_ds")
+                self.run.wrote(name, result.version)
+                self.run.details.setdefault("deleted_rows", {})[name] = result.metrics.get(
+                    "num_deleted_rows", 0)
+        existing.unpersist()
+
+    def parked_orphans(self) -> DataFrame | None:
+        """Line items parked in quarantine as orphans by other drops."""
+        from pyspark.sql import functions as F
+
+        uri = self.ctx.lake.table("quarantine", "lineitem")
+        if not is_delta_table(self.spark, uri):
+            return None
+        parked = (
+            self.spark.read.format("delta").load(uri)
+            .where(F.array_contains("reasons", ORPHAN_REASON)
+                   & (F.col("_ds") != F.lit(self.ctx.ds_str).cast("date")))
+            .select(F.col("raw").alias("value"), "_ds", "_source_file", "_line_number")
+        )
+        return parked
+
+    def lineitem(self) -> None:
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        table = TABLES["lineitem"]
+        prepared = self.load_prepared("lineitem")
+        parked_lines = self.parked_orphans()
+        parked = None
+        if parked_lines is not None:
+            parked = prepare(parked_lines, table).withColumn("_parked", F.lit(True))
+        if prepared is None and (parked is None or parked.limit(1).count() == 0):
+            return
+        parts = []
+        if prepared is not None:
+            parts.append(prepared.withColumn("_parked", F.lit(False)))
+        if parked is not None:
+            parts.append(parked)
+        union = parts[0]
+        for p in parts[1:]:
+            union = union.unionByName(p)
+        rejected_early = union.where(~F.col("_parked") & ~F.col("_is_duplicate")
+                                     & (F.size("_reasons") > 0))
+        candidates = self.clean(union, table)
+        orders = self.read_silver("orders").select(
+            F.col("o_orderkey").alias("l_orderkey"), F.col("o_orderdate").alias("_o_orderdate"),
+            "_order_month")
+        tomb = self.tombstones().select(F.col("o_orderkey").alias("l_orderkey"),
+                                        F.col("_ds").alias("_tomb_ds"))
+        order_checks = [e for e in expectations_for("lineitem") if e.needs_order]
+        looked_up = (
+            candidates.join(orders, "l_orderkey", "left")
+            .join(tomb, "l_orderkey", "left")
+            .withColumn("_deleted", F.coalesce(F.col("_tomb_ds") >= F.col("_ds"), F.lit(False)))
+            .withColumn("_orphan", F.col("_o_orderdate").isNull() & ~F.col("_deleted"))
+        )
+        checked = with_expectations(
+            looked_up.withColumn(
+                "_reasons",
+                F.when(F.col("_orphan"), F.array(F.lit(ORPHAN_REASON))).otherwise(F.array()),
+            ),
+            order_checks,
+        )
+        # Newest version per key among the applicable candidates; older ones are superseded.
+        newest = Window.partitionBy(*table.key).orderBy(F.col("_ds").desc())
+        staged = checked.withColumn(
+            "_rank",
+            F.when(~F.col("_deleted") & (F.size("_reasons") == 0),
+                   F.row_number().over(newest)),
+        ).cache()
+        # Quarantine: this drop's rejected lines, orphans and order-rule failures.
+        rejected_now = staged.where(~F.col("_parked") & (F.size("_reasons") > 0))
+        quarantine_cols = ["value", "_ds", "_source_file", "_line_number", "_reasons"]
+        n_q = self.write_quarantine(
+            "lineitem",
+            rejected_early.select(*quarantine_cols).unionByName(
+                rejected_now.select(*quarantine_cols)),
+        )
+        self.run.count("quarantined", "lineitem", n_q)
+        counts = {
+            r["name"]: r["n"]
+            for r in staged.where(~F.col("_parked"))
+            .select(F.explode(F.concat("_reasons", "_warnings")).alias("name"))
+            .groupBy("name").agg(F.count(F.lit(1)).alias("n")).collect()
+        }
+        self.record_expectations("lineitem", order_checks, counts)
+        self.run.details.setdefault("superseded_by_delete", {})["lineitem"] = (
+            staged.where(~F.col("_parked") & F.col("_deleted")).count())
+        # Parked orphans that are resolved now leave quarantine (applied, superseded,
+        # deleted, or re-quarantined under their own drop with a new reason).
+        self.update_parked(staged)
+        source = (
+            staged.where(F.col("_rank") == 1)
+            .select(*silver_columns(table))
+            .cache()
+        )
+        months = sorted({r[0] for r in source.select("_order_month").distinct().collect()})
+        if months:
+            self.touched_months["lineitem"] = [m.isoformat() for m in months]
+            result = merge_latest(self.spark, self.silver_uri("lineitem"), source, table.key,
+                                  f"t._order_month IN {sql_in(months)}")
+            self.note_merge("lineitem", result.version, result.metrics)
+        source.unpersist()
+        staged.unpersist()
+        if prepared is not None:
+            prepared.unpersist()
+
+    def update_parked(self, staged: DataFrame) -> None:
+        from pyspark.sql import functions as F
+
+        resolved = staged.where(
+            F.col("_parked") & ~F.array_contains("_reasons", ORPHAN_REASON)
+        ).select(
+            "_ds", "_source_file", "_line_number",
+            F.when(F.size("_reasons") > 0, F.col("_reasons")).alias("_new_reasons"),
+        ).cache()
+        if resolved.limit(1).count():
+            uri = self.ctx.lake.table("quarantine", "lineitem")
+            ds_list = sorted({r[0] for r in resolved.select("_ds").distinct().collect()})
+            result = merge_rows(
+                self.spark, uri, resolved, ["_ds", "_source_file", "_line_number"],
+                update_condition="s._new_reasons IS NOT NULL",
+                delete_condition="s._new_reasons IS NULL",
+                partition_predicate=f"t._ds IN {sql_in(ds_list)}",
+                insert=False,
+            )
+            self.run.wrote("quarantine/lineitem", result.version)
+            self.run.details["orphans_released"] = result.metrics.get("num_deleted_rows", 0)
+        resolved.unpersist()
+
+
+def _quarantined_before(ctx: StepContext) -> dict[str, int]:
+    """Tables that hold quarantine rows for this drop from an earlier run."""
+    from pyspark.sql import functions as F
+
+    found: dict[str, int] = {}
+    for name in (*TABLES, ORDERS_DELETE.name):
+        uri = ctx.lake.table("quarantine", name)
+        if is_delta_table(ctx.spark, uri):
+            found[name] = 1
+    if not found:
+        return found
+    return {
+        name: 1 for name in found
+        if ctx.spark.read.format("delta").load(ctx.lake.table("quarantine", name))
+        .where(F.col("_ds") == F.lit(ctx.ds_str).cast("date")).limit(1).count()
+    }
+
+
+@contextmanager
+def _timed(run_: Run, name: str) -> Iterator[None]:
+    start = time.monotonic()
+    yield
+    seconds = round(time.monotonic() - start, 2)
+    run_.details.setdefault("seconds", {})[name] = seconds
+    log.info("silver %s: %s took %.1fs", run_.ds, name, seconds)
+
+
+def run(ctx: StepContext) -> bool:
+    """Process the run date's bronze lines into silver and quarantine.
+
+    :param ctx: step context.
+    :return: ``False`` when there was nothing to do (input unchanged since the last
+        successful run), ``True`` otherwise.
+    :raises DropNotReadyError: when the drop has not been ingested.
+    """
+    ingest = last_success(ctx.spark, ctx.lake, "ingest", ctx.ds)
+    if ingest is None:
+        raise DropNotReadyError(f"silver {ctx.ds}: the drop has not been ingested yet")
+    fp = fingerprint({"ingest": ingest["input_fingerprint"]})
+    previous = last_success(ctx.spark, ctx.lake, "silver", ctx.ds)
+    if previous and previous["input_fingerprint"] == fp and not ctx.force:
+        log.info("silver %s: input unchanged since run %s, nothing to do", ctx.ds,
+                 previous["run_id"])
+        return False
+    run_ = start_run(ctx.spark, ctx.lake, "silver", ctx.ds, fp)
+    # Any earlier run of this drop (even a killed one) may have left quarantine rows.
+    work = _Silver(ctx, run_, _quarantined_before(ctx))
+    try:
+        with _timed(run_, "dimensions"):
+            run_parallel({
+                name: work.customer if name == "customer"
+                else (lambda n=name: work.latest_dimension(n))
+                for name in DIMENSIONS
+            })
+        with _timed(run_, "orders"):
+            deletes = work.order_tombstones()
+            work.orders()
+            if deletes is not None:
+                work.apply_deletes(deletes)
+        with _timed(run_, "lineitem"):
+            work.lineitem()
+    except QualityGateError as exc:
+        record_dq(run_, work.dq)
+        run_.write("failed", str(exc))
+        raise
+    record_dq(run_, work.dq)
+    run_.details["touched_months"] = work.touched_months
+    run_.write("succeeded")
+    log.info("silver %s: written %s quarantined %s duplicates %s", ctx.ds, run_.rows_written,
+             run_.rows_quarantined, run_.rows_duplicate)
+    return True

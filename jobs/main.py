@@ -21,6 +21,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs.errors import EXIT_OK, EXIT_RETRY, ConfigError, PipelineError
+from jobs.logs import configure_logging
 
 __all__ = ["STEPS", "main", "parse_args"]
 
@@ -98,14 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: arguments without the program name (default: ``sys.argv[1:]``).
     :return: the exit status.
     """
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-    )
-    # PySpark logs every analysis error a second time as a JSON blob; the step reports
-    # errors itself.
-    for noisy in ("py4j", "py4j.clientserver", "DataFrameQueryContextLogger"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    configure_logging()
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         run_step(args)

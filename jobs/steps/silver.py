@@ -375,77 +375,72 @@ class _Silver:
         return parked
 
     def lineitem(self) -> None:
+        """Line items: order lookup first, so order rules and orphans are decided per line.
+
+        Order-dependent rules (``l_shipdate_after_orderdate``) run before duplicate and
+        conflict detection, so an invalid copy of a good line is quarantined for its rule
+        and the good line stays. Orphans parked by earlier drops are re-tried with this
+        drop's lines; each keeps its own ``_ds`` and lineage.
+        """
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
         table = TABLES["lineitem"]
-        prepared = self.load_prepared("lineitem")
-        parked_lines = self.parked_orphans()
-        parked = None
-        if parked_lines is not None:
-            parked = prepare(parked_lines, table).withColumn("_parked", F.lit(True))
-        if prepared is None and (parked is None or parked.limit(1).count() == 0):
-            return
+        early = [e for e in expectations_for("lineitem") if not e.needs_order]
+        order_checks = [
+            Expectation(e.name, f"_o_orderdate IS NULL OR ({e.condition})", e.action)
+            for e in expectations_for("lineitem") if e.needs_order
+        ]
         parts = []
-        if prepared is not None:
-            parts.append(prepared.withColumn("_parked", F.lit(False)))
-        if parked is not None:
-            parts.append(parked)
-        union = parts[0]
-        for p in parts[1:]:
-            union = union.unionByName(p)
-        rejected_early = union.where(~F.col("_parked") & ~F.col("_is_duplicate")
-                                     & (F.size("_reasons") > 0))
-        candidates = self.clean(union, table)
+        lines = self.bronze("lineitem")
+        if lines is not None:
+            parts.append(with_expectations(parse_lines(lines, table), early)
+                         .withColumn("_parked", F.lit(False)))
+        parked_lines = self.parked_orphans()
+        if parked_lines is not None:
+            parts.append(with_expectations(parse_lines(parked_lines, table), early)
+                         .withColumn("_parked", F.lit(True)))
+        if not parts:
+            return
+        union = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
         orders = self.read_silver("orders").select(
             F.col("o_orderkey").alias("l_orderkey"), F.col("o_orderdate").alias("_o_orderdate"),
             "_order_month")
         tomb = self.tombstones().select(F.col("o_orderkey").alias("l_orderkey"),
                                         F.col("_ds").alias("_tomb_ds"))
-        order_checks = [e for e in expectations_for("lineitem") if e.needs_order]
-        looked_up = (
-            candidates.join(orders, "l_orderkey", "left")
-            .join(tomb, "l_orderkey", "left")
-            .withColumn("_deleted", F.coalesce(F.col("_tomb_ds") >= F.col("_ds"), F.lit(False)))
-            .withColumn("_orphan", F.col("_o_orderdate").isNull() & ~F.col("_deleted"))
-        )
-        checked = with_expectations(
-            looked_up.withColumn(
-                "_reasons",
-                F.when(F.col("_orphan"), F.array(F.lit(ORPHAN_REASON))).otherwise(F.array()),
-            ),
+        looked_up = with_expectations(
+            union.join(orders, "l_orderkey", "left").join(tomb, "l_orderkey", "left"),
             order_checks,
         )
-        # Newest version per key among the applicable candidates; older ones are superseded.
-        newest = Window.partitionBy(*table.key).orderBy(F.col("_ds").desc())
-        staged = checked.withColumn(
-            "_rank",
-            F.when(~F.col("_deleted") & (F.size("_reasons") == 0),
-                   F.row_number().over(newest)),
-        ).cache()
-        # Quarantine: this drop's rejected lines, orphans and order-rule failures.
-        rejected_now = staged.where(~F.col("_parked") & (F.size("_reasons") > 0))
-        quarantine_cols = ["value", "_ds", "_source_file", "_line_number", "_reasons"]
-        n_q = self.write_quarantine(
-            "lineitem",
-            rejected_early.select(*quarantine_cols).unionByName(
-                rejected_now.select(*quarantine_cols)),
+        # Duplicates and conflicts are decided within one drop: partition by key and _ds.
+        staged = with_drop_dedup(looked_up, [*table.key, "_ds"])
+        clean = ~F.col("_is_duplicate") & (F.size("_reasons") == 0)
+        deleted = F.coalesce(F.col("_tomb_ds") >= F.col("_ds"), F.lit(False))
+        orphan = clean & F.col("_o_orderdate").isNull() & ~deleted
+        staged = (
+            staged.withColumn("_deleted", clean & deleted)
+            .withColumn("_reasons", F.when(orphan, F.array(F.lit(ORPHAN_REASON)))
+                        .otherwise(F.col("_reasons")))
+            .withColumn("_applicable", clean & ~deleted & F.col("_o_orderdate").isNotNull())
         )
+        newest = Window.partitionBy(*table.key).orderBy(F.col("_ds").desc())
+        staged = staged.withColumn(
+            "_rank", F.when(F.col("_applicable"), F.row_number().over(newest))
+        ).cache()
+        own = staged.where(~F.col("_parked"))
+        counts = self.account("lineitem", own) if lines is not None else {}
+        rejected = own.where(~F.col("_is_duplicate") & (F.size("_reasons") > 0))
+        n_q = self.write_quarantine("lineitem", rejected, counts.get("*rejected", 0))
         self.run.count("quarantined", "lineitem", n_q)
-        counts = {
-            r["name"]: r["n"]
-            for r in staged.where(~F.col("_parked"))
-            .select(F.explode(F.concat("_reasons", "_warnings")).alias("name"))
-            .groupBy("name").agg(F.count(F.lit(1)).alias("n")).collect()
-        }
-        self.record_expectations("lineitem", order_checks, counts)
+        self.record_expectations("lineitem", list(order_checks), counts)
         self.run.details.setdefault("superseded_by_delete", {})["lineitem"] = (
-            staged.where(~F.col("_parked") & F.col("_deleted")).count())
+            own.where(F.col("_deleted")).count())
         # Parked orphans that are resolved now leave quarantine (applied, superseded,
-        # deleted, or re-quarantined under their own drop with a new reason).
+        # deleted, or kept under their own drop with a new reason).
         self.update_parked(staged)
         source = (
             staged.where(F.col("_rank") == 1)
+            .withColumn("_row_hash", F.xxhash64(*[F.col(c) for c in table.column_names]))
             .select(*silver_columns(table))
             .cache()
         )
@@ -457,14 +452,13 @@ class _Silver:
             self.note_merge("lineitem", result.version, result.metrics)
         source.unpersist()
         staged.unpersist()
-        if prepared is not None:
-            prepared.unpersist()
 
     def update_parked(self, staged: DataFrame) -> None:
         from pyspark.sql import functions as F
 
         resolved = staged.where(
-            F.col("_parked") & ~F.array_contains("_reasons", ORPHAN_REASON)
+            F.col("_parked") & ~F.col("_is_duplicate")
+            & ~F.array_contains("_reasons", ORPHAN_REASON)
         ).select(
             "_ds", "_source_file", "_line_number",
             F.when(F.size("_reasons") > 0, F.col("_reasons")).alias("_new_reasons"),

@@ -1,0 +1,30 @@
+"""Shared fixtures: one Spark session for the whole run, tables under ``tmp_path``.
+
+One session-scoped SparkSession (``local[2]``, UI off, few shuffle partitions, Delta from
+the project's jar cache) keeps the suite within its time budget: starting Spark costs
+about ten seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+os.environ.setdefault("PIPELINE_RUNNER", "local")
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    """The test session: the pipeline's own factory, with test-sized shuffles."""
+    from jobs.spark import get_session
+
+    session = get_session("tpch-tests")
+    session.conf.set("spark.sql.shuffle.partitions", "4")
+    yield session
+    session.stop()

@@ -25,6 +25,6 @@ def spark() -> Iterator[SparkSession]:
     from jobs.spark import get_session
 
     session = get_session("tpch-tests")
-    session.conf.set("spark.sql.shuffle.partitions", "4")
+    session.conf.set("spark.sql.shuffle.partitions", "2")
     yield session
     session.stop()

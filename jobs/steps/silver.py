@@ -303,7 +303,8 @@ class _Silver:
         superseded = flagged.where(F.col("_deleted")).count()
         self.run.details.setdefault("superseded_by_delete", {})["orders"] = superseded
         self.run.count("written", "orders", 0)
-        existing = self.order_lookup(source).cache()
+        # Materialised before the MERGE rewrites the table it was read from.
+        existing = self.order_lookup(source).localCheckpoint(eager=True)
         months = sorted(
             {r[0] for r in source.select("_order_month").distinct().collect()}
             | {r[0] for r in existing.select("_old_month").distinct().collect()}
@@ -314,7 +315,6 @@ class _Silver:
                                   f"t._order_month IN {sql_in(months)}")
             self.note_merge("orders", result.version, result.metrics)
             self.cascade_month_moves(source, existing)
-        existing.unpersist()
         source.unpersist()
         prepared.unpersist()
 
@@ -423,10 +423,14 @@ class _Silver:
                         .otherwise(F.col("_reasons")))
             .withColumn("_applicable", clean & ~deleted & F.col("_o_orderdate").isNotNull())
         )
-        newest = Window.partitionBy(*table.key).orderBy(F.col("_ds").desc())
+        # Rank only among applicable lines: an invalid copy must never outrank them.
+        newest = Window.partitionBy(*table.key).orderBy(
+            F.col("_applicable").desc(), F.col("_ds").desc())
+        # Eagerly materialised: the writes below change the quarantine table this plan
+        # reads, and Spark would otherwise re-read it (without the released orphans).
         staged = staged.withColumn(
             "_rank", F.when(F.col("_applicable"), F.row_number().over(newest))
-        ).cache()
+        ).localCheckpoint(eager=True)
         own = staged.where(~F.col("_parked"))
         counts = self.account("lineitem", own) if lines is not None else {}
         rejected = own.where(~F.col("_is_duplicate") & (F.size("_reasons") > 0))
@@ -435,14 +439,10 @@ class _Silver:
         self.record_expectations("lineitem", list(order_checks), counts)
         self.run.details.setdefault("superseded_by_delete", {})["lineitem"] = (
             own.where(F.col("_deleted")).count())
-        # Parked orphans that are resolved now leave quarantine (applied, superseded,
-        # deleted, or kept under their own drop with a new reason).
-        self.update_parked(staged)
         source = (
             staged.where(F.col("_rank") == 1)
             .withColumn("_row_hash", F.xxhash64(*[F.col(c) for c in table.column_names]))
             .select(*silver_columns(table))
-            .cache()
         )
         months = sorted({r[0] for r in source.select("_order_month").distinct().collect()})
         if months:
@@ -450,8 +450,10 @@ class _Silver:
             result = merge_latest(self.spark, self.silver_uri("lineitem"), source, table.key,
                                   f"t._order_month IN {sql_in(months)}")
             self.note_merge("lineitem", result.version, result.metrics)
-        source.unpersist()
-        staged.unpersist()
+        # Only now do resolved orphans leave quarantine (applied, superseded, deleted, or
+        # kept under their own drop with a new reason): a crash in between leaves a line
+        # in both places for a moment, never in neither.
+        self.update_parked(staged)
 
     def update_parked(self, staged: DataFrame) -> None:
         from pyspark.sql import functions as F

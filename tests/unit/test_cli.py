@@ -1,0 +1,129 @@
+"""Tests of the command line (``python -m jobs`` and ``spark-submit jobs/main.py``).
+
+Argument and configuration errors must be reported before Spark starts: one line on
+stderr, exit 2, no traceback. Two runs start Spark: a missing drop (exit 1) and one real
+``spark-submit`` ingest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from chispa import assert_df_equality
+
+from jobs.delta_io import latest_version
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+DS = "1998-08-01"
+
+
+def env(**extra: str) -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
+    out["PYTHONPATH"] = str(REPO)
+    out["PIPELINE_RUNNER"] = "local"
+    out.pop("PIPELINE_FAULT", None)
+    out.update(extra)
+    return out
+
+
+def run_jobs(args: list[str], timeout: float, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs", *args], cwd=REPO, env=env(**extra),
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "detail"),
+    [
+        (["bogus", "--ds", DS], "invalid choice: 'bogus'"),
+        (["ingest"], "the following arguments are required: --ds"),
+        (["ingest", "--ds", "2024-13-01"], "--ds '2024-13-01' is not a date YYYY-MM-DD"),
+        (["ingest", "--ds", "20240101"], "--ds '20240101' is not a date YYYY-MM-DD"),
+    ],
+    ids=["unknown_step", "missing_ds", "month_13", "compact_date"],
+)
+def test_bad_arguments_exit_2_with_one_usage_line(args: list[str], detail: str) -> None:
+    proc = run_jobs(args, timeout=30)
+
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: usage: ")
+    assert detail in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_unknown_runner_exits_2_before_starting_spark(tmp_path: Path) -> None:
+    start = time.monotonic()
+    proc = run_jobs(
+        ["ingest", "--ds", DS, "--lake", str(tmp_path / "lake"),
+         "--landing", str(tmp_path / "landing")],
+        timeout=60, PIPELINE_RUNNER="nonsense",
+    )
+    elapsed = time.monotonic() - start
+
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: PIPELINE_RUNNER='nonsense'; expected one of ['emr', 'kubernetes', 'local']"
+    ], proc.stderr
+    assert "Traceback" not in proc.stderr
+    # Starting the JVM alone takes several seconds here.
+    assert elapsed < 5, f"took {elapsed:.1f}s: Spark was probably started first"
+    assert not (tmp_path / "lake").exists()
+
+
+def test_missing_drop_exits_1_naming_the_drop(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    (landing / f"ds={DS}" / "orders").mkdir(parents=True)
+    (landing / f"ds={DS}" / "orders" / "part-1.tbl").write_text("1|\n")
+
+    proc = run_jobs(
+        ["ingest", "--ds", DS, "--lake", str(tmp_path / "lake"), "--landing", str(landing)],
+        timeout=180,
+    )
+
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: file:{landing}/ds={DS}: drop is not complete (no _SUCCESS marker yet)"
+    ], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "lake" / "bronze").exists()
+
+
+def test_spark_submit_ingest_writes_bronze(spark: SparkSession, tmp_path: Path) -> None:
+    drop = tmp_path / "landing" / f"ds={DS}"
+    (drop / "orders").mkdir(parents=True)
+    (drop / "orders" / "part-1.tbl").write_text("1|a|\n2|b|\n")
+    (drop / "_SUCCESS").write_text("")
+    lake = tmp_path / "lake"
+
+    proc = subprocess.run(
+        [str(VENV_BIN / "spark-submit"), "jobs/main.py", "ingest", "--ds", DS,
+         "--lake", str(lake), "--landing", str(tmp_path / "landing")],
+        cwd=REPO, env=env(PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"),
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    uri = f"file:{lake}/bronze/orders"
+    assert latest_version(spark, uri) == 0
+    bronze = spark.read.format("delta").load(uri).select("value", "_ds", "_line_number")
+    expected = spark.createDataFrame(
+        [("1|a|", dt.date(1998, 8, 1), 1), ("2|b|", dt.date(1998, 8, 1), 2)],
+        "value string, _ds date, _line_number bigint",
+    )
+    assert_df_equality(bronze, expected, ignore_row_order=True, ignore_nullable=True)

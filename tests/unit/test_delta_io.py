@@ -1,0 +1,218 @@
+"""Tests of the Delta helpers in ``jobs.delta_io`` on small tables under ``tmp_path``.
+
+Every Delta commit costs a second or two here, so each MERGE test seeds its table with
+one append after ``ensure_table`` and runs one MERGE.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from chispa import assert_df_equality
+
+from jobs.delta_io import (
+    ensure_table,
+    latest_version,
+    merge_latest,
+    replace_where,
+    sql_in,
+    with_conflict_retry,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+SCHEMA = "k bigint, v string, _ds date, _row_hash bigint"
+D1, D2, D3 = dt.date(1998, 8, 1), dt.date(1998, 8, 2), dt.date(1998, 8, 3)
+
+
+def rows(spark: SparkSession, data: list[tuple[Any, ...]]) -> DataFrame:
+    return spark.createDataFrame(data, SCHEMA)
+
+
+def seeded(spark: SparkSession, tmp_path: Path, data: list[tuple[Any, ...]]) -> str:
+    """A Delta table made by ``ensure_table`` (version 0) holding ``data`` (version 1)."""
+    uri = "file:" + str(tmp_path / "t")
+    ensure_table(spark, uri, rows(spark, []).schema)
+    rows(spark, data).write.format("delta").mode("append").save(uri)
+    assert latest_version(spark, uri) == 1
+    return uri
+
+
+def table(spark: SparkSession, uri: str) -> DataFrame:
+    return spark.read.format("delta").load(uri)
+
+
+# -- merge_latest --------------------------------------------------------------------------
+
+def test_newer_or_corrected_rows_replace_and_new_keys_are_inserted(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = seeded(spark, tmp_path, [(1, "a", D2, 10), (2, "b", D2, 20), (3, "c", D2, 30)])
+    source = rows(spark, [
+        (1, "a newer", D3, 11),      # newer drop
+        (2, "b corrected", D2, 21),  # same drop, different content
+        (4, "d", D2, 40),            # new key
+    ])
+
+    result = merge_latest(spark, uri, source, ["k"])
+
+    expected = rows(spark, [
+        (1, "a newer", D3, 11), (2, "b corrected", D2, 21), (3, "c", D2, 30), (4, "d", D2, 40),
+    ])
+    assert_df_equality(table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
+    assert result.metrics["num_inserted_rows"] == 1
+    assert result.metrics["num_updated_rows"] == 2
+    assert result.metrics["num_deleted_rows"] == 0
+    assert result.version == 2
+
+
+def test_older_drop_never_overwrites_newer_row(spark: SparkSession, tmp_path: Path) -> None:
+    uri = seeded(spark, tmp_path, [(1, "a", D2, 10)])
+
+    result = merge_latest(spark, uri, rows(spark, [(1, "a older", D1, 9)]), ["k"])
+
+    assert_df_equality(table(spark, uri), rows(spark, [(1, "a", D2, 10)]),
+                       ignore_row_order=True, ignore_nullable=True)
+    assert result.metrics["num_updated_rows"] == 0
+    assert result.metrics["num_inserted_rows"] == 0
+
+
+def test_reapplying_the_same_row_changes_nothing(spark: SparkSession, tmp_path: Path) -> None:
+    uri = seeded(spark, tmp_path, [(1, "a", D2, 10)])
+
+    result = merge_latest(spark, uri, rows(spark, [(1, "a", D2, 10)]), ["k"])
+
+    assert_df_equality(table(spark, uri), rows(spark, [(1, "a", D2, 10)]),
+                       ignore_row_order=True, ignore_nullable=True)
+    assert result.metrics["num_updated_rows"] == 0
+    assert result.metrics["num_inserted_rows"] == 0
+
+
+def test_merge_latest_rejects_a_source_with_a_duplicate_key(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = "file:" + str(tmp_path / "never_written")
+    source = rows(spark, [(7, "x", D1, 1), (7, "y", D1, 2), (8, "z", D1, 3)])
+
+    with pytest.raises(ValueError, match=r"2 rows for key \{'k': 7\}"):
+        merge_latest(spark, uri, source, ["k"])
+    assert latest_version(spark, uri) is None
+
+
+def test_merge_latest_rejects_a_source_missing_a_required_column(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = "file:" + str(tmp_path / "never_written")
+    source = rows(spark, [(7, "x", D1, 1)]).drop("_row_hash")
+
+    with pytest.raises(ValueError, match=r"missing required columns \['_row_hash'\]"):
+        merge_latest(spark, uri, source, ["k"])
+    assert latest_version(spark, uri) is None
+
+
+# -- replace_where and latest_version ------------------------------------------------------
+
+def test_latest_version_is_none_without_a_table_and_counts_commits(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = "file:" + str(tmp_path / "t")
+    assert latest_version(spark, uri) is None
+
+    uri = seeded(spark, tmp_path, [(1, "a", D1, 1)])
+    ensure_table(spark, uri, rows(spark, []).schema)  # exists already: no commit
+
+    assert latest_version(spark, uri) == 1
+
+
+def test_replace_where_replaces_exactly_the_matching_rows(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = seeded(spark, tmp_path, [
+        (1, "a", D1, 1), (2, "b", D1, 2), (3, "c", D2, 3), (4, "d", D2, 4), (5, "e", D3, 5),
+    ])
+
+    result = replace_where(spark, uri, rows(spark, [(6, "f", D2, 6)]), "_ds = DATE'1998-08-02'")
+
+    expected = rows(spark, [(1, "a", D1, 1), (2, "b", D1, 2), (6, "f", D2, 6), (5, "e", D3, 5)])
+    assert_df_equality(table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
+    assert result.version == 2
+    assert latest_version(spark, uri) == 2
+    # Delta counts rows copied out of rewritten files as output rows too.
+    assert result.metrics["numOutputRows"] - result.metrics["numCopiedRows"] == 1
+    assert result.metrics["numDeletedRows"] == 2
+
+
+# -- sql_in --------------------------------------------------------------------------------
+
+def test_sql_in_renders_ints() -> None:
+    assert sql_in([1, -2, 30]) == "(1, -2, 30)"
+
+
+def test_sql_in_renders_dates() -> None:
+    assert sql_in([D1, dt.date(1998, 9, 1)]) == "(DATE'1998-08-01', DATE'1998-09-01')"
+
+
+def test_sql_in_quotes_strings() -> None:
+    assert sql_in(["F", "O"]) == "('F', 'O')"
+
+
+def test_sql_in_string_with_a_quote_matches_that_string_in_spark(spark: SparkSession) -> None:
+    name = "O'Brien"
+    df = spark.createDataFrame([(name,), ("OBrien",), ("x",)], "s string")
+
+    matched = df.where(f"s IN {sql_in([name])}")
+
+    assert_df_equality(matched, spark.createDataFrame([("O'Brien",)], "s string"),
+                       ignore_row_order=True, ignore_nullable=True)
+
+
+def test_sql_in_rejects_an_empty_list() -> None:
+    with pytest.raises(ValueError, match="at least one value"):
+        sql_in([])
+
+
+# -- with_conflict_retry -------------------------------------------------------------------
+
+class ConcurrentAppendException(Exception):
+    """Stands for Delta's exception of the same name (matched by class name)."""
+
+
+def test_conflict_is_retried_until_the_write_succeeds() -> None:
+    calls: list[int] = []
+
+    def write() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConcurrentAppendException("files were added by a concurrent update")
+        return "committed"
+
+    assert with_conflict_retry(write, "test", attempts=5, base_delay=0.01) == "committed"
+    assert len(calls) == 3
+
+
+def test_conflict_propagates_after_the_given_attempts() -> None:
+    calls: list[int] = []
+
+    def write() -> None:
+        calls.append(1)
+        raise ConcurrentAppendException(f"conflict {len(calls)}")
+
+    with pytest.raises(ConcurrentAppendException, match="conflict 3"):
+        with_conflict_retry(write, "test", attempts=3, base_delay=0.01)
+    assert len(calls) == 3
+
+
+def test_other_errors_are_not_retried() -> None:
+    calls: list[int] = []
+
+    def write() -> None:
+        calls.append(1)
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        with_conflict_retry(write, "test", attempts=5, base_delay=0.01)
+    assert len(calls) == 1

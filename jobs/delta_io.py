@@ -92,6 +92,8 @@ def with_conflict_retry(
     :param max_delay: backoff cap in seconds.
     :return: what ``action`` returns.
     """
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {attempts}")
     for attempt in range(1, attempts + 1):
         try:
             return action()
@@ -175,14 +177,15 @@ def sql_in(values: Sequence[Any]) -> str:
         raise ValueError("sql_in needs at least one value")
     rendered = []
     for value in values:
-        if isinstance(value, bool):
-            raise TypeError("booleans are not valid IN-list literals")
+        if isinstance(value, bool) or isinstance(value, dt.datetime):
+            raise TypeError(f"unsupported literal {value!r}")
         if isinstance(value, int):
             rendered.append(str(value))
         elif isinstance(value, dt.date):
             rendered.append(f"DATE'{value.isoformat()}'")
         elif isinstance(value, str):
-            rendered.append("'" + value.replace("'", "''") + "'")
+            # Spark SQL escapes with backslashes ('a''b' would be two adjacent literals).
+            rendered.append("'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
         else:
             raise TypeError(f"unsupported literal {value!r}")
     return "(" + ", ".join(rendered) + ")"

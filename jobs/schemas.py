@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CDF_TABLES",
+    "CUSTOMER_SNAPSHOTS",
     "TOMBSTONES",
     "quarantine_schema",
     "silver_columns",
@@ -21,19 +22,21 @@ __all__ = [
 # Gold finds the dates a run touched from these tables' change data feed.
 CDF_TABLES = ("orders", "lineitem", "customer", "nation")
 TOMBSTONES = "_order_tombstones"
+# Every customer snapshot row ever observed (key, _ds): SCD2 history is rebuilt from it.
+CUSTOMER_SNAPSHOTS = "_customer_snapshots"
 
 
-def silver_columns(table: Table) -> list[str]:
-    """Column names of a silver table, in order."""
+def silver_columns(table: Table, scd2: bool = True) -> list[str]:
+    """Column names of a silver table, in order (``scd2=False``: without SCD2 columns)."""
     cols = table.column_names
-    if table.name == "customer":
+    if table.name == "customer" and scd2:
         cols += ["valid_from", "valid_to", "is_current"]
     cols += ["_ds", "_source_file", "_line_number", "_row_hash"]
     cols += list(table.partition_by)
     return cols
 
 
-def silver_schema(table: Table) -> StructType:
+def silver_schema(table: Table, scd2: bool = True) -> StructType:
     """Spark schema of a silver table: TPC-H columns, SCD2 columns, lineage."""
     from pyspark.sql import types as T
 
@@ -42,7 +45,7 @@ def silver_schema(table: Table) -> StructType:
         "string": T.StringType(), MONEY: T.DecimalType(15, 2),
     }
     fields = [T.StructField(c.name, types[c.type], True) for c in table.columns]
-    if table.name == "customer":
+    if table.name == "customer" and scd2:
         fields += [
             T.StructField("valid_from", T.DateType(), False),
             T.StructField("valid_to", T.DateType(), True),

@@ -21,6 +21,7 @@ month, not on the length of history. Dimensions are small and unpartitioned.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ from jobs.expectations import Expectation, expectations_for
 from jobs.ledger import DqResult, Run, last_success, record_dq, start_run
 from jobs.schemas import (
     CDF_TABLES,
+    CUSTOMER_SNAPSHOTS,
     TOMBSTONES,
     quarantine_schema,
     silver_columns,
@@ -79,9 +81,10 @@ def prepare(lines_df: DataFrame, table: Table) -> DataFrame:
 class _Silver:
     """State of one silver run: the context, the ledger row and the results so far."""
 
-    def __init__(self, ctx: StepContext, run: Run,
+    def __init__(self, ctx: StepContext, run: Run, present: set[str],
                  previously_quarantined: dict[str, int]) -> None:
         self.ctx = ctx
+        self.present = present
         self.previously_quarantined = previously_quarantined
         self.spark: SparkSession = ctx.spark
         self.run = run
@@ -93,8 +96,8 @@ class _Silver:
         from pyspark.sql import functions as F
 
         uri = self.ctx.lake.table("bronze", name)
-        if not is_delta_table(self.spark, uri):
-            return None
+        if name not in self.present or not is_delta_table(self.spark, uri):
+            return None  # the table is not in this drop: no changes today
         return (
             self.spark.read.format("delta").load(uri)
             .where(F.col("_ds") == F.lit(self.ctx.ds_str).cast("date"))
@@ -230,31 +233,30 @@ class _Silver:
         self.run.details.setdefault("merge_metrics", {})[name] = metrics
 
     def customer(self) -> None:
-        from pyspark.sql import functions as F
-
+        """SCD2: record the drop's snapshot rows, then rebuild history for their keys."""
         prepared = self.load_prepared("customer")
         if prepared is None:
             return
         table = TABLES["customer"]
-        incoming = self.clean(prepared, table).cache()
-        uri = self.silver_uri("customer")
-        existing = self.read_silver("customer").join(
-            incoming.select("c_custkey"), "c_custkey", "left_semi"
-        )
-        changes = scd2_changes(existing, incoming.select(
-            *table.column_names, "_ds", "_source_file", "_line_number", "_row_hash"),
-            table.key).cache()
+        incoming = self.clean(prepared, table).select(*silver_columns(table, scd2=False))
+        snapshots_uri = self.ctx.lake.table("silver", CUSTOMER_SNAPSHOTS)
+        ensure_table(self.spark, snapshots_uri, silver_schema(table, scd2=False))
+        result = merge_latest(self.spark, snapshots_uri, incoming, [*table.key, "_ds"])
+        self.run.wrote(CUSTOMER_SNAPSHOTS, result.version)
+        keys = incoming.select(*table.key)
+        existing = self.read_silver("customer").join(keys, list(table.key), "left_semi")
+        snapshots = self.spark.read.format("delta").load(snapshots_uri).join(
+            keys, list(table.key), "left_semi")
+        # Materialised: the MERGE below rewrites the table `existing` is read from.
+        changes = scd2_changes(existing, snapshots, table.key).localCheckpoint(eager=True)
         if changes.limit(1).count():
             result = merge_rows(
-                self.spark, uri, changes, [*table.key, "valid_from"],
+                self.spark, self.silver_uri("customer"), changes, [*table.key, "valid_from"],
                 update_condition="s._action = 'upsert'",
                 delete_condition="s._action = 'delete'",
             )
             self.note_merge("customer", result.version, result.metrics)
-        changes.unpersist()
-        incoming.unpersist()
         prepared.unpersist()
-        del F
 
     def order_tombstones(self) -> DataFrame | None:
         """Merge this drop's RF2 deletions into the tombstones; return them (key, _ds)."""
@@ -480,12 +482,12 @@ class _Silver:
         resolved.unpersist()
 
 
-def _quarantined_before(ctx: StepContext) -> dict[str, int]:
-    """Tables that hold quarantine rows for this drop from an earlier run."""
+def _quarantined_before(ctx: StepContext, present: set[str]) -> dict[str, int]:
+    """Tables of this drop that hold quarantine rows from an earlier run of it."""
     from pyspark.sql import functions as F
 
     found: dict[str, int] = {}
-    for name in (*TABLES, ORDERS_DELETE.name):
+    for name in sorted(present):
         uri = ctx.lake.table("quarantine", name)
         if is_delta_table(ctx.spark, uri):
             found[name] = 1
@@ -525,8 +527,9 @@ def run(ctx: StepContext) -> bool:
                  previous["run_id"])
         return False
     run_ = start_run(ctx.spark, ctx.lake, "silver", ctx.ds, fp)
+    present = set(json.loads(ingest["details"] or "{}").get("files", {}))
     # Any earlier run of this drop (even a killed one) may have left quarantine rows.
-    work = _Silver(ctx, run_, _quarantined_before(ctx))
+    work = _Silver(ctx, run_, present, _quarantined_before(ctx, present))
     try:
         with _timed(run_, "dimensions"):
             run_parallel({

@@ -126,7 +126,9 @@ def with_expectations(df: DataFrame, expectations: Sequence[Expectation]) -> Dat
     """
     from pyspark.sql import functions as F
 
-    clean = F.size("_reasons") == 0
+    # Decided once, before this call adds reasons: a row that fails a drop rule is still
+    # evaluated (and counted) for its warn rules.
+    clean = F.col("_clean_before")
 
     def failing(kind: str) -> Column:
         checks = [
@@ -138,16 +140,21 @@ def with_expectations(df: DataFrame, expectations: Sequence[Expectation]) -> Dat
         return F.filter(F.array(*checks), lambda r: r.isNotNull())
 
     existing = [c for c in ("_warnings", "_failures") if c in df.columns]
-    out = df.withColumn("_new_drop", failing("drop")).withColumn("_new_fail", failing("fail"))
+    out = (
+        df.withColumn("_clean_before", F.size("_reasons") == 0)
+        .withColumn("_new_drop", failing("drop"))
+        .withColumn("_new_fail", failing("fail"))
+        .withColumn("_new_warn", failing("warn"))
+    )
     out = out.withColumn("_reasons", F.concat("_reasons", "_new_drop", "_new_fail"))
-    warn = failing("warn")
+    warn = F.col("_new_warn")
     fail = F.col("_new_fail")
     if "_warnings" in existing:
         warn = F.concat("_warnings", warn)
     if "_failures" in existing:
         fail = F.concat("_failures", fail)
     return out.withColumn("_warnings", warn).withColumn("_failures", fail).drop(
-        "_new_drop", "_new_fail"
+        "_new_drop", "_new_fail", "_new_warn", "_clean_before"
     )
 
 
@@ -196,10 +203,15 @@ def with_row_hash(df: DataFrame, columns: Sequence[str]) -> DataFrame:
 
 def scd2_changes(
     existing_df: DataFrame,
-    incoming_df: DataFrame,
+    snapshots_df: DataFrame,
     key: Sequence[str],
 ) -> DataFrame:
-    """Compute the SCD2 row changes that merge a drop's snapshot rows into history.
+    """Compute the SCD2 row changes that bring stored history in line with the snapshots.
+
+    History is rebuilt per key from every snapshot row ever observed for it (the caller
+    keeps them in ``silver/_customer_snapshots``), not from the stored versions alone: a
+    customer who changes and changes back (A on d1, B on d2, A on d3) has three versions
+    even when d2 arrives last, and only the observed snapshots remember d3's A.
 
     Rules, which make the result independent of the order drops are processed in:
 
@@ -213,7 +225,8 @@ def scd2_changes(
 
     :param existing_df: the stored versions of the keys in ``incoming_df`` (silver columns:
         TPC-H columns, ``valid_from``, ``valid_to``, ``is_current``, lineage, ``_row_hash``).
-    :param incoming_df: one clean row per key from the drop, with ``_ds`` and ``_row_hash``.
+    :param snapshots_df: every observed snapshot row of those keys (this drop's included),
+        one per key and ``_ds``, with ``_ds`` and ``_row_hash``.
     :param key: business key columns.
     :return: rows to apply, keyed by ``key`` + ``valid_from``, with ``_action``
         (``upsert`` or ``delete``); versions that are already stored unchanged are omitted.
@@ -222,7 +235,7 @@ def scd2_changes(
     from pyspark.sql import functions as F
 
     cols = [c for c in existing_df.columns if c not in ("valid_to", "is_current")]
-    incoming = incoming_df.withColumn("valid_from", F.col("_ds")).select(*cols)
+    incoming = snapshots_df.withColumn("valid_from", F.col("_ds")).select(*cols)
     candidates = (
         existing_df.select(*cols).withColumn("_prio", F.lit(1))
         .unionByName(incoming.withColumn("_prio", F.lit(0)))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 DATA_LAYERS = ("bronze", "silver", "quarantine", "gold")
 SILVER = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
-          "_order_tombstones")
+          "_order_tombstones", "_customer_snapshots")
 GOLD = ("daily_line_summary", "revenue_by_nation")
 
 

@@ -1,12 +1,13 @@
 """Tests of the Delta helpers in ``jobs.delta_io`` on small tables under ``tmp_path``.
 
-Every Delta commit costs a second or two here, so each MERGE test seeds its table with
-one append after ``ensure_table`` and runs one MERGE.
+Every Delta commit costs a second or two here, so the seeded table is built once (by
+``ensure_table`` and one append) and each write test runs one write on its own copy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,13 +34,28 @@ def rows(spark: SparkSession, data: list[tuple[Any, ...]]) -> DataFrame:
     return spark.createDataFrame(data, SCHEMA)
 
 
-def seeded(spark: SparkSession, tmp_path: Path, data: list[tuple[Any, ...]]) -> str:
-    """A Delta table made by ``ensure_table`` (version 0) holding ``data`` (version 1)."""
-    uri = "file:" + str(tmp_path / "t")
+SEED = [(1, "a", D2, 10), (2, "b", D2, 20), (3, "c", D1, 30), (5, "e", D3, 50)]
+
+
+@pytest.fixture(scope="module")
+def template(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A table made by ``ensure_table`` (version 0) holding ``SEED`` (version 1).
+
+    Tests work on copies of its folder: a Delta table only names its files relative to
+    its root, so a copy is the same table, without paying for two more commits.
+    """
+    path = tmp_path_factory.mktemp("delta") / "template"
+    uri = "file:" + str(path)
     ensure_table(spark, uri, rows(spark, []).schema)
-    rows(spark, data).write.format("delta").mode("append").save(uri)
-    assert latest_version(spark, uri) == 1
-    return uri
+    rows(spark, SEED).write.format("delta").mode("append").save(uri)
+    return path
+
+
+def seeded(template: Path, tmp_path: Path) -> str:
+    """A fresh copy of the template table; returns its URI."""
+    path = tmp_path / "t"
+    shutil.copytree(template, path)
+    return "file:" + str(path)
 
 
 def table(spark: SparkSession, uri: str) -> DataFrame:
@@ -49,9 +65,9 @@ def table(spark: SparkSession, uri: str) -> DataFrame:
 # -- merge_latest --------------------------------------------------------------------------
 
 def test_newer_or_corrected_rows_replace_and_new_keys_are_inserted(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, template: Path, tmp_path: Path
 ) -> None:
-    uri = seeded(spark, tmp_path, [(1, "a", D2, 10), (2, "b", D2, 20), (3, "c", D2, 30)])
+    uri = seeded(template, tmp_path)
     source = rows(spark, [
         (1, "a newer", D3, 11),      # newer drop
         (2, "b corrected", D2, 21),  # same drop, different content
@@ -61,7 +77,8 @@ def test_newer_or_corrected_rows_replace_and_new_keys_are_inserted(
     result = merge_latest(spark, uri, source, ["k"])
 
     expected = rows(spark, [
-        (1, "a newer", D3, 11), (2, "b corrected", D2, 21), (3, "c", D2, 30), (4, "d", D2, 40),
+        (1, "a newer", D3, 11), (2, "b corrected", D2, 21), (3, "c", D1, 30), (4, "d", D2, 40),
+        (5, "e", D3, 50),
     ])
     assert_df_equality(table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
     assert result.metrics["num_inserted_rows"] == 1
@@ -70,23 +87,27 @@ def test_newer_or_corrected_rows_replace_and_new_keys_are_inserted(
     assert result.version == 2
 
 
-def test_older_drop_never_overwrites_newer_row(spark: SparkSession, tmp_path: Path) -> None:
-    uri = seeded(spark, tmp_path, [(1, "a", D2, 10)])
+def test_older_drop_never_overwrites_newer_row(
+    spark: SparkSession, template: Path, tmp_path: Path
+) -> None:
+    uri = seeded(template, tmp_path)
 
     result = merge_latest(spark, uri, rows(spark, [(1, "a older", D1, 9)]), ["k"])
 
-    assert_df_equality(table(spark, uri), rows(spark, [(1, "a", D2, 10)]),
+    assert_df_equality(table(spark, uri), rows(spark, SEED),
                        ignore_row_order=True, ignore_nullable=True)
     assert result.metrics["num_updated_rows"] == 0
     assert result.metrics["num_inserted_rows"] == 0
 
 
-def test_reapplying_the_same_row_changes_nothing(spark: SparkSession, tmp_path: Path) -> None:
-    uri = seeded(spark, tmp_path, [(1, "a", D2, 10)])
+def test_reapplying_the_same_row_changes_nothing(
+    spark: SparkSession, template: Path, tmp_path: Path
+) -> None:
+    uri = seeded(template, tmp_path)
 
     result = merge_latest(spark, uri, rows(spark, [(1, "a", D2, 10)]), ["k"])
 
-    assert_df_equality(table(spark, uri), rows(spark, [(1, "a", D2, 10)]),
+    assert_df_equality(table(spark, uri), rows(spark, SEED),
                        ignore_row_order=True, ignore_nullable=True)
     assert result.metrics["num_updated_rows"] == 0
     assert result.metrics["num_inserted_rows"] == 0
@@ -117,27 +138,25 @@ def test_merge_latest_rejects_a_source_missing_a_required_column(
 # -- replace_where and latest_version ------------------------------------------------------
 
 def test_latest_version_is_none_without_a_table_and_counts_commits(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, template: Path, tmp_path: Path
 ) -> None:
-    uri = "file:" + str(tmp_path / "t")
-    assert latest_version(spark, uri) is None
+    assert latest_version(spark, "file:" + str(tmp_path / "t")) is None
 
-    uri = seeded(spark, tmp_path, [(1, "a", D1, 1)])
+    uri = seeded(template, tmp_path)
+    assert latest_version(spark, uri) == 1
     ensure_table(spark, uri, rows(spark, []).schema)  # exists already: no commit
 
     assert latest_version(spark, uri) == 1
 
 
 def test_replace_where_replaces_exactly_the_matching_rows(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, template: Path, tmp_path: Path
 ) -> None:
-    uri = seeded(spark, tmp_path, [
-        (1, "a", D1, 1), (2, "b", D1, 2), (3, "c", D2, 3), (4, "d", D2, 4), (5, "e", D3, 5),
-    ])
+    uri = seeded(template, tmp_path)
 
-    result = replace_where(spark, uri, rows(spark, [(6, "f", D2, 6)]), "_ds = DATE'1998-08-02'")
+    result = replace_where(spark, uri, rows(spark, [(6, "f", D2, 60)]), "_ds = DATE'1998-08-02'")
 
-    expected = rows(spark, [(1, "a", D1, 1), (2, "b", D1, 2), (6, "f", D2, 6), (5, "e", D3, 5)])
+    expected = rows(spark, [(3, "c", D1, 30), (6, "f", D2, 60), (5, "e", D3, 50)])
     assert_df_equality(table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
     assert result.version == 2
     assert latest_version(spark, uri) == 2

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from itertools import permutations
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from chispa import assert_df_equality
 
 from jobs.transforms.silver import scd2_changes
@@ -104,45 +104,82 @@ def test_redelivery_of_the_same_ds_with_new_content_replaces_that_version(
 
 
 # -- convergence ---------------------------------------------------------------------------
+# Each processing order is played by its own customer, so one scd2_changes call per step
+# serves every order at once (keys are independent, as in a real drop).
 
-def apply_drops(spark: SparkSession, drops: list[tuple[tuple[Any, ...], dt.date]]
-                ) -> list[tuple[Any, ...]]:
-    """Process drops one by one as the silver step does; return the final table, sorted."""
+Drop = tuple[tuple[Any, ...], dt.date]
+
+
+def as_customer(version: tuple[Any, ...], custkey: int) -> tuple[Any, ...]:
+    return (custkey, *version[1:])
+
+
+def histories(by_order: dict[tuple[int, ...], list[tuple[Any, ...]]]
+              ) -> dict[str, list[tuple[Any, ...]]]:
+    """Order ``"d1>d3>d2"`` -> ``(valid_from, valid_to, is_current, c_nationkey)`` per
+    version: the same content as the full rows, readable in a failure."""
+    names = SILVER.split(", ")
+    at = [names.index(n) for n in
+          ("valid_from date", "valid_to date", "is_current boolean", "c_nationkey bigint")]
+    return {
+        ">".join(f"d{i + 1}" for i in order): [tuple(row[i] for i in at) for row in rows]
+        for order, rows in by_order.items()
+    }
+
+
+def play(spark: SparkSession, drops: list[Drop], orders: list[tuple[int, ...]]
+         ) -> dict[tuple[int, ...], list[tuple[Any, ...]]]:
+    """Process ``drops`` in each order, one drop per step as the silver step does.
+
+    :return: order -> final versions of its customer, by ``valid_from``.
+    """
     table: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    valid_from = SILVER.split(", ").index("valid_from date")
-    for version, ds in drops:
-        rows = changes(spark, list(table.values()), [incoming_row(version, ds)]).collect()
-        for row in rows:
-            values = tuple(row)[:-1]
-            key = (row["c_custkey"], row["valid_from"])
+    custkey = {order: n for n, order in enumerate(orders, start=1)}
+    observed: list[tuple[Any, ...]] = []  # silver/_customer_snapshots
+    for step in range(len(drops)):
+        for order, key in custkey.items():
+            version, ds = drops[order[step]]
+            observed.append(incoming_row(as_customer(version, key), ds))
+        for row in changes(spark, list(table.values()), observed).collect():
+            at = (row["c_custkey"], row["valid_from"])
             if row["_action"] == "upsert":
-                table[key] = values
+                table[at] = tuple(row)[:-1]
             else:
                 assert row["_action"] == "delete", row
-                table.pop(key)
-    return sorted(table.values(), key=lambda r: r[valid_from])
+                table.pop(at)
+    return {
+        order: [table[at] for at in sorted(k for k in table if k[0] == key)]
+        for order, key in custkey.items()
+    }
 
 
-@pytest.mark.parametrize("order", [(0, 1), (1, 0)], ids=["in_order", "reversed"])
-def test_two_drops_converge_in_either_order(spark: SparkSession, order: tuple[int, ...]) -> None:
-    drops = [(A, D1), (B, D2)]
-
-    final = apply_drops(spark, [drops[i] for i in order])
-
-    assert final == [stored_row(A, D1, D2), stored_row(B, D2, None)]
+def expect(orders: list[tuple[int, ...]], rows: list[tuple[Any, ...]]
+           ) -> dict[tuple[int, ...], list[tuple[Any, ...]]]:
+    return {
+        order: [as_customer(r, n) for r in rows] for n, order in enumerate(orders, start=1)
+    }
 
 
-@pytest.mark.parametrize(
-    "order", [(0, 1, 2), (0, 2, 1)], ids=lambda o: "-".join(f"d{i + 1}" for i in o)
-)
-def test_change_and_change_back_converge_in_any_order(
-    spark: SparkSession, order: tuple[int, ...]
-) -> None:
+def test_two_drops_converge_in_either_order(spark: SparkSession) -> None:
+    orders = [(0, 1), (1, 0)]
+
+    final = play(spark, [(A, D1), (B, D2)], orders)
+
+    expected = expect(orders, [stored_row(A, D1, D2), stored_row(B, D2, None)])
+    assert histories(final) == histories(expected)
+    assert final == expected
+
+
+def test_change_and_change_back_converge_in_any_order(spark: SparkSession) -> None:
     # The customer moved on D2 and moved back on D3: three versions, whatever the order
     # the drops are processed in, including D2 arriving late after D1 and D3 were stored
     # (D3 was then "no change" and stored nothing, yet it is a version once D2 exists).
-    drops = [(A, D1), (B, D2), (A, D3)]
+    orders = sorted(permutations(range(3)))
 
-    final = apply_drops(spark, [drops[i] for i in order])
+    final = play(spark, [(A, D1), (B, D2), (A, D3)], orders)
 
-    assert final == [stored_row(A, D1, D2), stored_row(B, D2, D3), stored_row(A, D3, None)]
+    expected = expect(
+        orders, [stored_row(A, D1, D2), stored_row(B, D2, D3), stored_row(A, D3, None)]
+    )
+    assert histories(final) == histories(expected)
+    assert final == expected

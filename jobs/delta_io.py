@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
 __all__ = [
@@ -148,7 +148,7 @@ def latest_version(spark: SparkSession, uri: str) -> int | None:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     path = jvm.org.apache.hadoop.fs.Path(f"{uri}/_delta_log")
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.exists(path):
         return None
     versions = [
@@ -404,7 +404,7 @@ def update_matching(
     uri: str,
     source_df: DataFrame,
     on: str,
-    assignments: dict[str, str],
+    assignments: dict[str, str | Column],
 ) -> MergeResult:
     """Update target rows matched by a source (many target rows per source row allowed).
 

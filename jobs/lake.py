@@ -51,7 +51,9 @@ def normalize_uri(uri: str) -> str:
         return "file:" + str(Path(uri).expanduser().resolve())
     scheme = match.group(1).lower()
     if scheme not in _SUPPORTED:
-        raise ConfigError(f"unsupported URI scheme {scheme!r} in {uri!r}: use a path, file://, s3:// or s3a://")
+        raise ConfigError(
+            f"unsupported URI scheme {scheme!r} in {uri!r}: use a path, file://, s3:// or s3a://"
+        )
     if scheme == "file":
         return "file:" + str(Path(uri[len("file://"):]).resolve())
     return uri.rstrip("/")
@@ -113,7 +115,7 @@ def _fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     path = jvm.org.apache.hadoop.fs.Path(uri)
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
     return path.getFileSystem(conf), path
 
 
@@ -139,6 +141,6 @@ def list_files(spark: SparkSession, folder: str) -> list[LandedFile]:
     while it.hasNext():
         status = it.next()
         uri = str(status.getPath().toString())
-        rel = uri[len(prefix):] if uri.startswith(prefix) else uri.rsplit("/", 2)[-2] + "/" + uri.rsplit("/", 1)[-1]
+        rel = uri[len(prefix):] if uri.startswith(prefix) else "/".join(uri.rsplit("/", 2)[-2:])
         out.append(LandedFile(uri, rel, int(status.getLen()), int(status.getModificationTime())))
     return sorted(out, key=lambda f: f.relative)

@@ -62,10 +62,11 @@ class Table:
 
 
 def _cols(spec: str) -> tuple[Column, ...]:
+    types = {"m": MONEY, "b": "bigint", "i": "int", "d": "date"}
     out = []
     for item in spec.split():
         name, _, typ = item.partition(":")
-        out.append(Column(name, {"m": MONEY, "b": "bigint", "i": "int", "d": "date"}.get(typ, "string")))
+        out.append(Column(name, types.get(typ, "string")))
     return tuple(out)
 
 

@@ -158,7 +158,7 @@ def run(ctx: StepContext) -> bool:
     run_.details["watermarks"] = now
     read = {n: spark.read.format("delta").load(u) for n, u in silver.items() if n in now}
     if full:
-        ship, order, everything = set(), set(), True
+        ship, order, everything = set[dt.date](), set[dt.date](), True
     else:
         ship, order, everything = touched_dates(spark, silver, since, now)
     details: dict[str, Any] = run_.details

@@ -8,6 +8,7 @@ count of lines before its split plus its position inside the split.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from jobs.delta_io import replace_where
@@ -125,7 +126,8 @@ def run(ctx: StepContext) -> dict[str, int]:
     fp = fingerprint({t: [(f.relative, f.size, f.mtime) for f in fs] for t, fs in files.items()})
     previous = last_success(ctx.spark, ctx.lake, "ingest", ctx.ds)
     if previous and previous["input_fingerprint"] == fp and not ctx.force:
-        log.info("ingest %s: drop unchanged since run %s, nothing to do", ctx.ds, previous["run_id"])
+        log.info("ingest %s: drop unchanged since run %s, nothing to do", ctx.ds,
+                 previous["run_id"])
         return {}
     run_ = start_run(ctx.spark, ctx.lake, "ingest", ctx.ds, fp)
     run_.details["files"] = {t: [f.relative for f in fs] for t, fs in files.items()}
@@ -146,7 +148,7 @@ def run(ctx: StepContext) -> dict[str, int]:
         run_.count("written", table, n)
         return n
 
-    counts = run_parallel({t: (lambda t=t: ingest_table(t)) for t in BRONZE_TABLES})
+    counts = run_parallel({t: partial(ingest_table, t) for t in BRONZE_TABLES})
     written = {t: n for t, n in counts.items() if n is not None}
     run_.write("succeeded")
     log.info("ingest %s: %s", ctx.ds, written)

@@ -9,6 +9,7 @@ snapshot are never deleted, and time travel for a week of restores keeps working
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import TYPE_CHECKING
 
 from jobs.delta_io import is_delta_table, with_conflict_retry
@@ -17,7 +18,8 @@ from jobs.ledger import start_run
 from jobs.steps.common import StepContext, log
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from delta.tables import DeltaTable
+    from pyspark.sql import Row, SparkSession
 
 __all__ = ["MIN_RETENTION_HOURS", "delta_tables", "retention_hours", "run"]
 
@@ -47,7 +49,7 @@ def delta_tables(spark: SparkSession, root: str) -> list[str]:
 
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
     found = []
     for layer in LAYERS:
         path = jvm.org.apache.hadoop.fs.Path(f"{root}/{layer}")
@@ -59,6 +61,10 @@ def delta_tables(spark: SparkSession, root: str) -> list[str]:
             if status.isDirectory() and is_delta_table(spark, uri):
                 found.append(uri)
     return sorted(found)
+
+
+def _compact(table: DeltaTable) -> Row | None:
+    return table.optimize().executeCompaction().first()
 
 
 def run(ctx: StepContext) -> bool:
@@ -74,8 +80,7 @@ def run(ctx: StepContext) -> bool:
     for uri in delta_tables(ctx.spark, ctx.lake.root):
         name = uri[len(ctx.lake.root) + 1:]
         table = DeltaTable.forPath(ctx.spark, uri)
-        metrics = with_conflict_retry(lambda t=table: t.optimize().executeCompaction().first(),
-                                      f"optimize {uri}")
+        metrics = with_conflict_retry(partial(_compact, table), f"optimize {uri}")
         removed = 0
         if metrics is not None and metrics["metrics"] is not None:
             removed = int(metrics["metrics"]["numFilesRemoved"] or 0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from jobs.delta_io import is_delta_table, latest_version, with_conflict_retry
@@ -150,7 +151,7 @@ def _restore_gold(ctx: StepContext) -> list[str]:
             uri = ctx.lake.table("gold", name)
             if version is not None and latest_version(spark, uri) != version:
                 with_conflict_retry(
-                    lambda u=uri, v=version: DeltaTable.forPath(spark, u).restoreToVersion(v),
+                    partial(DeltaTable.forPath(spark, uri).restoreToVersion, version),
                     f"restore {uri}")
                 done.append(f"{name} -> v{version}")
         _mark_rolled_back(spark, ctx, [r["run_id"] for r in pending])
@@ -199,7 +200,7 @@ def run(ctx: StepContext) -> bool:
 
     # Checks over missing tables are skipped: nothing to check yet.
     runnable = [c for c in CHECKS if not any(view in c.sql for view in missing)]
-    results = list(run_parallel({c.name: (lambda c=c: evaluate(c)) for c in runnable}).values())
+    results = list(run_parallel({c.name: partial(evaluate, c) for c in runnable}).values())
     read = 0
     if silver_run is not None:
         read = sum((silver_run["rows_read"] or {}).values())

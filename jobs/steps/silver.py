@@ -25,6 +25,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from jobs.delta_io import (
@@ -279,7 +280,7 @@ class _Silver:
         return source.select("o_orderkey", F.col("_ds").alias("_tomb_ds"))
 
     def order_lookup(self, keys_df: DataFrame) -> DataFrame:
-        """Stored orders for some keys: ``o_orderkey``, ``_old_month``, ``_old_ds``, ``_old_hash``."""
+        """Stored orders for some keys: key, ``_old_month``, ``_old_ds``, ``_old_hash``."""
         from pyspark.sql import functions as F
 
         return (
@@ -534,7 +535,7 @@ def run(ctx: StepContext) -> bool:
         with _timed(run_, "dimensions"):
             run_parallel({
                 name: work.customer if name == "customer"
-                else (lambda n=name: work.latest_dimension(n))
+                else partial(work.latest_dimension, name)
                 for name in DIMENSIONS
             })
         with _timed(run_, "orders"):

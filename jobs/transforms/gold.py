@@ -61,7 +61,8 @@ def customer_as_of(customer_df: DataFrame) -> DataFrame:
     return customer_df.select(
         "c_custkey",
         "c_nationkey",
-        F.when(first, F.lit("0001-01-01").cast("date")).otherwise(F.col("valid_from")).alias("_from"),
+        F.when(first, F.lit("0001-01-01").cast("date"))
+        .otherwise(F.col("valid_from")).alias("_from"),
         F.col("valid_to").alias("_to"),
     )
 

@@ -61,7 +61,8 @@ def _typed_field(raw: Column, name: str, typ: str, is_key: bool) -> tuple[Column
         typed = F.when(raw.rlike(_DECIMAL_RE), raw.try_cast(typ))
         reason = F.when(typed.isNull(), F.lit(f"bad_decimal:{name}"))
     elif typ == "date":
-        typed = F.when(raw.rlike(_DATE_RE), F.try_to_timestamp(raw, F.lit("yyyy-MM-dd")).cast("date"))
+        parsed = F.try_to_timestamp(raw, F.lit("yyyy-MM-dd")).cast("date")
+        typed = F.when(raw.rlike(_DATE_RE), parsed)
         reason = F.when(typed.isNull(), F.lit(f"bad_date:{name}"))
     else:
         typed = raw

@@ -100,7 +100,9 @@ def plain_lake(spark: SparkSession, plain_landing: tuple[Path, list[str]],
 
 
 @pytest.fixture(scope="session")
-def chaos_landing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict[str, Any]]:
+def chaos_landing(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, list[str], dict[str, Any]]:
     """SF 0.01 with every kind of injected fault, and the generator's manifest."""
     landing = tmp_path_factory.mktemp("chaos") / "landing"
     drops = generate(landing, chaos=True)

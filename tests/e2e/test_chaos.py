@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,7 @@ def test_customer_changes_become_scd2_versions(spark: SparkSession, chaos_landin
         for col, value in e["values"].items():
             assert str(match[0][col]) == value, (e, col)
         # History is contiguous and exactly the newest version is current.
-        for older, newer in zip(history, history[1:], strict=False):
+        for older, newer in pairwise(history):
             assert older["valid_to"] == newer["valid_from"]
             assert not older["is_current"]
         assert history[-1]["is_current"] and history[-1]["valid_to"] is None

@@ -1,0 +1,82 @@
+"""The quality gate keeps gold as it was; maintain compacts without changing contents."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from jobs.errors import ConfigError, QualityGateError
+from jobs.steps import gold, ingest, maintain, quality, silver
+from jobs.steps.common import StepContext
+from tests.e2e.conftest import GOLD, lake_of, run_drop, snapshot, table_rows, table_versions
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from jobs.lake import Lake
+
+Chaos = tuple[Path, list[str], dict[str, Any]]
+
+
+def gold_rows(spark: SparkSession, lake: Lake) -> dict[str, list[tuple[Any, ...]]]:
+    return {n: table_rows(spark, lake, "gold", n) for n in GOLD}
+
+
+def test_failed_gate_exits_3_and_restores_gold_then_a_passing_run_publishes(
+        spark: SparkSession, chaos_landing: Chaos, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    landing, drops, _ = chaos_landing
+    lake = lake_of(tmp_path / "lake")
+    run_drop(spark, lake, landing, drops[0])
+    published = gold_rows(spark, lake)
+    versions = {n: v for n, v in table_versions(spark, lake, ("gold",)).items()}
+
+    # Drop 1 carries quarantined lines; a zero tolerance makes the gate fail.
+    monkeypatch.setenv("DQ_MAX_QUARANTINE_RATIO", "0")
+    run_drop(spark, lake, landing, drops[1], steps=(ingest, silver, gold))
+    assert gold_rows(spark, lake) != published, "gold must have changed before the gate"
+    ctx = StepContext(spark, lake, "file:" + str(landing), dt.date.fromisoformat(drops[1]))
+    with pytest.raises(QualityGateError, match="quarantine_ratio"):
+        quality.run(ctx)
+
+    assert gold_rows(spark, lake) == published
+    assert all(v > versions[k] for k, v in table_versions(spark, lake, ("gold",)).items())
+    runs = spark.read.format("delta").load(lake.table("ops", "runs")).collect()
+    gold_runs = {r["ds"].isoformat(): r["status"] for r in runs if r["step"] == "gold"}
+    assert gold_runs == {drops[0]: "succeeded", drops[1]: "rolled_back"}
+    dq = spark.read.format("delta").load(lake.table("ops", "dq_results")).where(
+        "expectation = 'quarantine_ratio' AND outcome = 'failed'").count()
+    assert dq == 1
+
+    # With the default tolerance the next run recomputes the rolled-back dates.
+    monkeypatch.delenv("DQ_MAX_QUARANTINE_RATIO")
+    run_drop(spark, lake, landing, drops[1], steps=(gold, quality))
+    fresh = lake_of(tmp_path / "reference")
+    for ds in drops[:2]:
+        run_drop(spark, fresh, landing, ds, steps=(ingest, silver, gold))
+    assert gold_rows(spark, lake) == gold_rows(spark, fresh)
+
+
+def test_maintain_compacts_and_vacuums_without_changing_any_table(
+        spark: SparkSession, plain_landing: tuple[Path, list[str]], plain_lake: Lake) -> None:
+    _, drops = plain_landing
+    before = snapshot(spark, plain_lake)
+    ctx = StepContext(spark, plain_lake, "file:/unused", dt.date.fromisoformat(drops[-1]))
+    maintain.run(ctx)
+    assert snapshot(spark, plain_lake) == before
+    runs = spark.read.format("delta").load(plain_lake.table("ops", "runs")).where(
+        "step = 'maintain'").collect()
+    assert len(runs) == 1 and runs[0]["status"] == "succeeded"
+    compacted = json.loads(runs[0]["details"])["files_compacted"]
+    # Daily MERGEs left several small files in the line item table; OPTIMIZE merged them.
+    assert compacted["silver/lineitem"] > 0
+
+
+def test_vacuum_retention_below_seven_days_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VACUUM_RETENTION_HOURS", "24")
+    with pytest.raises(ConfigError, match="below 168"):
+        maintain.retention_hours()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from delta.tables import DeltaTable
+    from delta.tables import DeltaMergeBuilder, DeltaTable
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
@@ -342,6 +342,27 @@ def merge_rows(
     return MergeResult(uri, _committed(spark, uri, before), metrics)
 
 
+def _merge_matched(
+    spark: SparkSession,
+    uri: str,
+    source_df: DataFrame,
+    on: str,
+    what: str,
+    clause: Callable[[DeltaMergeBuilder], DeltaMergeBuilder],
+) -> MergeResult:
+    """MERGE with only a matched clause (many target rows per source row are fine)."""
+    from delta.tables import DeltaTable
+
+    before = latest_version(spark, uri)
+
+    def run() -> DataFrame | None:
+        builder = DeltaTable.forPath(spark, uri).alias("t").merge(source_df.alias("s"), on)
+        return clause(builder).execute()
+
+    metrics = _merge_metrics(with_conflict_retry(run, f"{what} {uri}"))
+    return MergeResult(uri, _committed(spark, uri, before), metrics)
+
+
 def delete_matching(
     spark: SparkSession,
     uri: str,
@@ -358,20 +379,8 @@ def delete_matching(
     :param delete_condition: extra condition, e.g. the ordering rule ``t._ds <= s._ds``.
     :return: the version written and Delta's row metrics.
     """
-    from delta.tables import DeltaTable
-
-    before = latest_version(spark, uri)
-
-    def run() -> DataFrame | None:
-        return (
-            DeltaTable.forPath(spark, uri).alias("t")
-            .merge(source_df.alias("s"), on)
-            .whenMatchedDelete(condition=delete_condition)
-            .execute()
-        )
-
-    metrics = _merge_metrics(with_conflict_retry(run, f"delete from {uri}"))
-    return MergeResult(uri, _committed(spark, uri, before), metrics)
+    return _merge_matched(spark, uri, source_df, on, "delete from",
+                          lambda b: b.whenMatchedDelete(condition=delete_condition))
 
 
 def replace_where(spark: SparkSession, uri: str, df: DataFrame, predicate: str,
@@ -415,17 +424,5 @@ def update_matching(
     :param assignments: target column -> SQL expression over ``s`` and ``t``.
     :return: the version written and Delta's row metrics.
     """
-    from delta.tables import DeltaTable
-
-    before = latest_version(spark, uri)
-
-    def run() -> DataFrame | None:
-        return (
-            DeltaTable.forPath(spark, uri).alias("t")
-            .merge(source_df.alias("s"), on)
-            .whenMatchedUpdate(set=assignments)
-            .execute()
-        )
-
-    metrics = _merge_metrics(with_conflict_retry(run, f"update {uri}"))
-    return MergeResult(uri, _committed(spark, uri, before), metrics)
+    return _merge_matched(spark, uri, source_df, on, "update",
+                          lambda b: b.whenMatchedUpdate(set=assignments))

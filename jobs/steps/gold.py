@@ -150,6 +150,15 @@ def run(ctx: StepContext) -> bool:
                  previous["run_id"] if previous else None)
         return False
     full = not since
+    if full:
+        ship, order, everything = set[dt.date](), set[dt.date](), True
+    else:
+        ship, order, everything = touched_dates(spark, silver, since, now)
+        if not (ship or order or everything):
+            # New versions without data changes (OPTIMIZE, VACUUM): nothing to recompute.
+            log.info("gold %s: no silver data changed since run %s, nothing to do", ctx.ds,
+                     previous["run_id"] if previous else None)
+            return False
     run_ = start_run(spark, ctx.lake, "gold", ctx.ds, fingerprint(now))
     gold = {name: ctx.lake.table("gold", name) for name in GOLD_TABLES}
     for name, uri in gold.items():
@@ -157,10 +166,6 @@ def run(ctx: StepContext) -> bool:
     run_.details["pre_versions"] = {name: latest_version(spark, uri) for name, uri in gold.items()}
     run_.details["watermarks"] = now
     read = {n: spark.read.format("delta").load(u) for n, u in silver.items() if n in now}
-    if full:
-        ship, order, everything = set[dt.date](), set[dt.date](), True
-    else:
-        ship, order, everything = touched_dates(spark, silver, since, now)
     details: dict[str, Any] = run_.details
 
     lineitem = read["lineitem"]

@@ -180,10 +180,11 @@ def run(ctx: StepContext) -> bool:
     spark = ctx.spark
     threshold = max_quarantine_ratio()
     silver_run = last_success(spark, ctx.lake, "silver", ctx.ds)
-    versions = {f"{layer}/{n}": latest_version(spark, ctx.lake.table(layer, n))
-                for layer, names in (("silver", TABLES), ("gold", GOLD_TABLES)) for n in names}
-    fp = fingerprint({"versions": versions, "silver_run": silver_run and silver_run["run_id"],
-                      "threshold": threshold})
+    gold_run = last_success(spark, ctx.lake, "gold")
+    # The inputs are this drop's silver run and the published gold: when neither ran
+    # again, the verdict cannot change (OPTIMIZE/VACUUM commits do not count).
+    fp = fingerprint({"silver_run": silver_run and silver_run["run_id"],
+                      "gold_run": gold_run and gold_run["run_id"], "threshold": threshold})
     previous = last_success(spark, ctx.lake, "quality", ctx.ds)
     if previous and previous["input_fingerprint"] == fp and not ctx.force:
         log.info("quality %s: nothing changed since run %s", ctx.ds, previous["run_id"])

@@ -1,7 +1,9 @@
-"""``python -m jobs.demo``: run ``all`` for every complete drop, then print the summary.
+"""``python -m jobs.demo``: print the summary of a lake after ``make demo``.
 
-Drops are processed in ``ds`` order in one Spark application (one JVM start). The
-orchestration layer runs the same steps per day through Airflow.
+``make demo`` runs the DAG ``tpch_daily`` through Airflow for every drop (see
+``tools/airflow_local.py``) and then calls this module, which reads the lake with one
+local Spark session and prints rows per layer, quarantined rows by reason, quality
+results, the processed days and where the tables and HTML run reports are.
 """
 
 from __future__ import annotations
@@ -13,57 +15,31 @@ from collections.abc import Sequence
 from jobs.errors import PipelineError
 from jobs.logs import configure_logging
 
-__all__ = ["complete_drops", "main"]
-
-
-def complete_drops(spark: object, landing: str) -> list[str]:
-    """Return the ``ds`` of every drop with a ``_SUCCESS`` marker, oldest first."""
-    from jobs.lake import exists
-
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    path = jvm.org.apache.hadoop.fs.Path(landing)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
-    if not fs.exists(path):
-        return []
-    names = [str(s.getPath().getName()) for s in fs.listStatus(path) if s.isDirectory()]
-    return sorted(
-        n[3:] for n in names
-        if n.startswith("ds=") and exists(spark, f"{landing}/{n}/_SUCCESS")  # type: ignore[arg-type]
-    )
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Process every drop and print the summary; return the exit status."""
+    """Print the summary; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m jobs.demo")
-    parser.add_argument("--landing", default=None)
     parser.add_argument("--lake", default=None)
     args = parser.parse_args(argv)
     configure_logging()
-    import datetime as dt
 
-    from jobs.lake import Lake, resolve_locations
+    from jobs.lake import Lake, list_files, resolve_locations
     from jobs.spark import get_session
-    from jobs.steps import gold, ingest, quality, silver
-    from jobs.steps.common import StepContext
     from jobs.summary import render_summary
 
     try:
-        lake_uri, landing_uri = resolve_locations(args.lake, args.landing)
-        spark = get_session("tpch-demo")
-        drops = complete_drops(spark, landing_uri)
-        exit_code = 0
-        for ds in drops:
-            ctx = StepContext(spark, Lake(lake_uri), landing_uri, dt.date.fromisoformat(ds))
-            try:
-                for step in (ingest.run, silver.run, gold.run, quality.run):
-                    step(ctx)
-            except PipelineError as exc:
-                print(f"ds={ds}: {exc}", file=sys.stderr)
-                exit_code = exc.exit_code
+        lake_uri, _ = resolve_locations(args.lake, None)
+        spark = get_session("tpch-demo-summary")
+        lake = Lake(lake_uri)
         print()
-        print(f"Processed drops: {', '.join(drops) or '(none)'}")
-        print(render_summary(spark, Lake(lake_uri)))
-        return exit_code
+        print(render_summary(spark, lake))
+        reports = [f.uri for f in list_files(spark, lake.reports) if f.uri.endswith(".html")]
+        print()
+        print("HTML run reports (open in a browser):")
+        print("\n".join(f"  {uri}" for uri in reports) or "  (none)")
+        return 0
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -25,7 +25,7 @@ from jobs.logs import configure_logging
 
 __all__ = ["STEPS", "main", "parse_args"]
 
-STEPS = ("ingest", "silver", "gold", "quality", "maintain", "all")
+STEPS = ("ingest", "silver", "gold", "quality", "maintain", "report", "all")
 USAGE = "jobs <step> --ds YYYY-MM-DD [--lake URI] [--landing URI] [--force]"
 log = logging.getLogger("jobs")
 
@@ -64,7 +64,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _steps() -> dict[str, Callable[..., object]]:
-    from jobs.steps import gold, ingest, maintain, quality, silver
+    from jobs.steps import gold, ingest, maintain, quality, report, silver
 
     return {
         "ingest": ingest.run,
@@ -72,6 +72,7 @@ def _steps() -> dict[str, Callable[..., object]]:
         "gold": gold.run,
         "quality": quality.run,
         "maintain": maintain.run,
+        "report": report.run,
     }
 
 

@@ -1,0 +1,169 @@
+"""Where the pipeline runs and what it reads and writes, resolved once per DAG parse.
+
+Precedence for every setting: the environment variable, then the Airflow Variable of the
+same name, then the default. The environment comes first because it costs nothing to
+read while parsing; the Variable is the contract's other switch (``PIPELINE_RUNNER``) and
+the one a deployment can change from the UI. Values become part of the serialized DAG,
+so the command line Airflow shows is exactly the one that runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_LAKE",
+    "DEFAULT_LANDING",
+    "LAKE_WRITER_POOL",
+    "PROJECT_ROOT",
+    "RUNNERS",
+    "STEPS",
+    "PipelineConfig",
+    "RunnerSettings",
+    "load_config",
+    "setting",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_LAKE = str(PROJECT_ROOT / "data" / "lake")
+DEFAULT_LANDING = str(PROJECT_ROOT / "data" / "landing")
+STEPS = ("ingest", "silver", "gold", "quality")
+
+# One slot shared by every task that writes the lake, in both DAGs. Delta's optimistic
+# concurrency already keeps concurrent writers correct; the pool removes the contention
+# (and with it the conflict retries) and keeps OPTIMIZE/VACUUM away from daily writers.
+LAKE_WRITER_POOL = "lake_writer"
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """How one runtime starts the job.
+
+    :param application: the job file as the runtime sees it.
+    :param spark_conf: ``--conf`` values for ``spark-submit``.
+    :param step_timeout: ``execution_timeout`` per step (the initial load is the longest).
+    :param image: job image (``kubernetes``).
+    :param namespace: namespace of the job pods (``kubernetes``).
+    """
+
+    application: str
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    step_timeout: dict[str, timedelta] = field(default_factory=dict)
+    image: str | None = None
+    namespace: str | None = None
+
+    def timeout(self, step: str) -> timedelta:
+        """``execution_timeout`` of a step."""
+        return self.step_timeout.get(step, timedelta(hours=2))
+
+
+def setting(name: str, default: str) -> str:
+    """Read a setting: environment variable, then Airflow Variable, then ``default``.
+
+    :param name: the variable's name (identical in the environment and in Airflow).
+    :param default: value when neither is set.
+    :return: the value.
+    """
+    value = os.environ.get(name)
+    if value:
+        return value
+    try:
+        from airflow.sdk import Variable
+
+        stored = Variable.get(name, default=None)
+    except Exception:
+        # Parsing outside a running deployment (a unit test, `python dags/x.py`) has no
+        # metadata store to ask; the default is then the only answer.
+        stored = None
+    return str(stored) if stored else default
+
+
+RUNNERS: dict[str, RunnerSettings] = {
+    "local": RunnerSettings(
+        application=str(PROJECT_ROOT / "jobs" / "main.py"),
+        spark_conf={"spark.ui.enabled": "false"},
+        step_timeout={"silver": timedelta(hours=3)},
+    ),
+    "kubernetes": RunnerSettings(
+        application="/opt/tpch/jobs/main.py",
+        step_timeout={"silver": timedelta(hours=3)},
+        image="tpch-lakehouse-job:0.1.0",
+        namespace="tpch-jobs",
+    ),
+    "emr": RunnerSettings(
+        application="s3://tpch-lakehouse-artifacts/jobs/main.py",
+        step_timeout={"silver": timedelta(hours=3)},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The resolved configuration of one DAG parse.
+
+    :param runner: ``local``, ``kubernetes`` or ``emr``.
+    :param lake: lake URI passed to every job.
+    :param landing: landing URI passed to every job and watched by the drop sensor.
+    :param run_deadline: a run still unfinished this long after it was queued raises a
+        deadline alert; ``None`` turns the alert off.
+    """
+
+    runner: str
+    lake: str
+    landing: str
+    run_deadline: timedelta | None = timedelta(hours=6)
+
+    @property
+    def settings(self) -> RunnerSettings:
+        """The runner's settings."""
+        return RUNNERS[self.runner]
+
+
+def _absolute(uri: str) -> str:
+    """Make a local path absolute (relative to the project), keep remote URIs."""
+    if "://" in uri:
+        return uri[len("file://"):] if uri.startswith("file://") else uri
+    path = Path(uri)
+    return str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve())
+
+
+def load_config() -> PipelineConfig:
+    """Resolve ``PIPELINE_RUNNER``, ``LAKE_URI``, ``LANDING_URI`` and the run deadline.
+
+    ``PIPELINE_RUN_DEADLINE_MINUTES`` (default 360; ``0`` turns it off) sets the deadline
+    alert. In-process runs (``airflow dags test``) turn it off: Airflow 3.3.2's
+    ``dag.test()`` fails on DAGs with deadline alerts once the run completes (it looks up
+    the alert definitions by id, but in-process they are never stored), and no scheduler
+    evaluates deadlines there anyway.
+
+    :return: the configuration.
+    :raises ValueError: for an unknown runner (an import error in the UI, naming it).
+    """
+    runner = setting("PIPELINE_RUNNER", "local").strip().lower()
+    if runner not in RUNNERS:
+        raise ValueError(
+            f"PIPELINE_RUNNER={runner!r} is not one of {', '.join(sorted(RUNNERS))}"
+        )
+    minutes = setting("PIPELINE_RUN_DEADLINE_MINUTES", "360")
+    try:
+        deadline = timedelta(minutes=float(minutes)) if float(minutes) > 0 else None
+    except ValueError:
+        raise ValueError(f"PIPELINE_RUN_DEADLINE_MINUTES={minutes!r} is not a number") from None
+    return PipelineConfig(
+        runner=runner,
+        run_deadline=deadline,
+        lake=_absolute(setting("LAKE_URI", DEFAULT_LAKE)),
+        landing=_absolute(setting("LANDING_URI", DEFAULT_LANDING)),
+    )
+
+
+def report_uri(config: PipelineConfig, ds: str) -> str:
+    """Where the ``report`` step writes the HTML report of one run date.
+
+    Mirrors ``jobs.steps.report.report_uri`` (a test keeps the two in step; the DAGs
+    never import the jobs package).
+    """
+    return f"{config.lake}/reports/tpch_daily_{ds}.html"

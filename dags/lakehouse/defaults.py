@@ -1,0 +1,33 @@
+"""Task settings shared by the project's DAGs: retries by cause and alert callbacks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+
+from lakehouse.alerts import PipelineAlert
+
+__all__ = ["START_DATE", "task_defaults"]
+
+# TPC-H order dates start in 1992: a back-fill may reach any day from there on.
+START_DATE = pendulum.datetime(1992, 1, 1, tz="UTC")
+
+
+def task_defaults() -> dict[str, Any]:
+    """``default_args``: task-level settings only.
+
+    Exit 1 (transient) is retried 3 times after 2, 4 and 8 minutes (exponential backoff
+    as a multiplier, capped at 30 minutes); exit 2 and 3 fail at once through each step's
+    ``retry_policy`` (:mod:`lakehouse.failures`).
+    """
+    return {
+        "owner": "data-platform",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "on_failure_callback": PipelineAlert("failure"),
+        "on_retry_callback": PipelineAlert("retry"),
+    }

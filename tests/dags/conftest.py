@@ -1,0 +1,116 @@
+"""Airflow fixtures: a throw-away ``AIRFLOW_HOME``, alert capture servers on loopback.
+
+The environment is the one ``tools/airflow_local.py`` gives ``make airflow`` and
+``make dag-test`` (same function), pointed at a temporary home. It is set when this
+file is imported, before anything imports Airflow, because Airflow reads its
+configuration once at import.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "dags"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DAGS))  # what Airflow's dag bundle does for the DAG processor
+
+from tools.airflow_local import airflow_env, init  # noqa: E402
+
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+os.environ.update(airflow_env(AIRFLOW_HOME, port=8080, extra={
+    # dag.test() in Airflow 3.3.2 cannot finish a run of a DAG with deadline alerts (see
+    # lakehouse.config.load_config); the live test turns them on with a real scheduler.
+    "PIPELINE_RUN_DEADLINE_MINUTES": "0",
+}))
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Migrate the metadata database of the test ``AIRFLOW_HOME`` once."""
+    init(os.environ)
+    return AIRFLOW_HOME
+
+
+@dataclass
+class Captured:
+    """Alerts received by the loopback Slack webhook and SMTP server."""
+
+    slack: list[str] = field(default_factory=list)
+    mail: list[email.message.Message] = field(default_factory=list)
+
+    def clear(self) -> None:
+        """Forget everything received so far."""
+        self.slack.clear()
+        self.mail.clear()
+
+
+def _slack_server(captured: Captured) -> ThreadingHTTPServer:
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            captured.slack.append(json.loads(body)["text"])
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def alerts() -> Iterator[Captured]:
+    """Slack webhook and SMTP server on loopback, wired up as the alert connections."""
+    from aiosmtpd.controller import Controller
+
+    captured = Captured()
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            captured.mail.append(email.message_from_bytes(envelope.content))
+            return "250 OK"
+
+    smtp_port = free_port()
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    slack = _slack_server(captured)
+    os.environ["AIRFLOW_CONN_SLACK_ALERTS"] = json.dumps({
+        "conn_type": "slackwebhook",
+        "password": f"http://127.0.0.1:{slack.server_address[1]}/services/T000/B000/test",
+    })
+    os.environ["AIRFLOW_CONN_SMTP_ALERTS"] = json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
+        "extra": {"to": "oncall@example.com", "from_email": "airflow@example.com",
+                  "disable_ssl": True, "disable_tls": True},
+    })
+    try:
+        yield captured
+    finally:
+        os.environ.pop("AIRFLOW_CONN_SLACK_ALERTS", None)
+        os.environ.pop("AIRFLOW_CONN_SMTP_ALERTS", None)
+        slack.shutdown()
+        smtp.stop()

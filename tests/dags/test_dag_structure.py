@@ -1,0 +1,249 @@
+"""The DAGs as Airflow sees them: import, graph, retries by cause, runners, alerts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dags.conftest import DAGS, ROOT
+
+STEP_TASKS = ("ingest", "silver", "gold", "quality")
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_dags_import_without_errors(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"tpch_daily", "tpch_maintenance"}
+
+
+def test_parsing_dags_imports_neither_pyspark_nor_boto3() -> None:
+    code = (
+        "import sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "assert bag.import_errors == {}, bag.import_errors\n"
+        "print(sorted(bag.dag_ids))\n"
+        "print([m for m in sys.modules if m.split('.')[0] in ('pyspark', 'boto3', 'botocore')])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(DAGS)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip().splitlines()
+    assert out[-2] == "['tpch_daily', 'tpch_maintenance']"
+    assert out[-1] == "[]"
+
+
+def test_daily_task_graph(dagbag: Any) -> None:
+    dag = dagbag.dags["tpch_daily"]
+    graph = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    assert graph == {
+        "wait_for_drop": ["ingest"],
+        "ingest": ["silver"],
+        "silver": ["gold"],
+        "gold": ["quality"],
+        "quality": ["notify", "report"],
+        "report": ["notify"],
+        "notify": [],
+    }
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert dag.timetable.expression == "0 0 * * *"
+    assert str(dag.start_date.tzinfo) == "UTC"
+    assert dag.doc_md and "tpch_daily" not in dag.doc_md.splitlines()[0]
+
+
+def test_writers_share_one_pool_across_dags(dagbag: Any) -> None:
+    daily = dagbag.dags["tpch_daily"]
+    maintenance = dagbag.dags["tpch_maintenance"]
+    writers = [daily.get_task(t) for t in STEP_TASKS] + [maintenance.get_task("maintain")]
+    assert {t.pool for t in writers} == {"lake_writer"}
+    assert daily.get_task("wait_for_drop").pool == "default_pool"
+    assert maintenance.max_active_runs == 1
+    assert maintenance.timetable.expression == "0 3 * * 0"
+
+
+def test_retry_settings_of_every_step(dagbag: Any) -> None:
+    dag = dagbag.dags["tpch_daily"]
+    for task_id in STEP_TASKS:
+        task = dag.get_task(task_id)
+        assert task.retries == 3
+        assert task.retry_delay == dt.timedelta(minutes=2)
+        assert task.retry_exponential_backoff == 2.0
+        assert task.max_retry_delay == dt.timedelta(minutes=30)
+        assert task.execution_timeout >= dt.timedelta(hours=2)
+        assert task.retry_policy is not None
+        assert task.on_failure_callback and task.on_retry_callback
+    sensor = dag.get_task("wait_for_drop")
+    assert sensor.mode == "reschedule"
+    assert sensor.timeout == dt.timedelta(hours=24).total_seconds()
+    assert sensor.filepath.endswith("/ds={{ ds }}/_SUCCESS")
+
+
+@pytest.mark.parametrize(
+    ("step", "code", "expected"),
+    [
+        ("silver", 1, "retry"),
+        ("silver", -9, "retry"),
+        ("silver", None, "retry"),
+        ("ingest", 2, "fail"),
+        ("ingest", 3, "fail"),
+        ("quality", 3, "fail"),
+        ("gold", 2, "fail"),
+    ],
+)
+def test_exit_code_decides_retry_or_fail(dagbag: Any, step: str, code: int | None,
+                                         expected: str) -> None:
+    from airflow.sdk.definitions.retry_policy import RetryAction
+    from lakehouse.failures import failure_for
+
+    task = dagbag.dags["tpch_daily"].get_task(step)
+    error = failure_for(step, code, "error: something")
+    decision = task.retry_policy.evaluate(error, try_number=1, max_tries=4)
+    if expected == "fail":
+        assert decision.action == RetryAction.FAIL
+        assert f"exit {code}" in decision.reason
+    else:
+        assert decision.action == RetryAction.DEFAULT
+    assert "error: something" in str(error)
+
+
+def test_exit_3_names_its_cause() -> None:
+    from lakehouse.failures import QualityGateFailed, UnusableInput, failure_for
+
+    assert isinstance(failure_for("quality", 3), QualityGateFailed)
+    assert isinstance(failure_for("ingest", 3), UnusableInput)
+    assert "quality gate failed" in str(failure_for("quality", 3))
+    assert "configuration error" in str(failure_for("silver", 2))
+
+
+def test_gold_tables_are_assets_published_by_the_gate(dagbag: Any) -> None:
+    dag = dagbag.dags["tpch_daily"]
+    outlets = dag.get_task("quality").outlets
+    assert sorted(a.name for a in outlets) == ["tpch_gold_daily_line_summary",
+                                               "tpch_gold_revenue_by_nation"]
+    lake = os.environ.get("LAKE_URI") or str(ROOT / "data" / "lake")
+    assert sorted(a.uri for a in outlets) == [f"file://{lake}/gold/daily_line_summary",
+                                              f"file://{lake}/gold/revenue_by_nation"]
+    assert dag.get_task("gold").outlets == []
+
+
+def _render(task: Any, ds: str) -> None:
+    class TI:
+        def xcom_pull(self, task_ids: str) -> str:
+            return "j-CLUSTER"
+
+    task.render_template_fields({"ds": ds, "ti": TI(), "params": {}})
+
+
+@pytest.mark.parametrize("runner", ["local", "kubernetes", "emr"])
+@pytest.mark.parametrize("step", [*STEP_TASKS, "report", "maintain"])
+def test_every_runner_runs_the_contract_command_line(runner: str, step: str) -> None:
+    from airflow.sdk import DAG
+    from lakehouse.config import PipelineConfig
+    from lakehouse.runners import job_command, rendered_command, step_operator
+
+    config = PipelineConfig(runner=runner, lake="s3a://lake/tpch", landing="s3a://landing")
+    with DAG(dag_id=f"render_{runner}_{step}", schedule=None):
+        task = step_operator(step, config)
+    _render(task, "1998-08-02")
+    line = rendered_command(task)
+    expected = job_command(step, config, "1998-08-02")
+    assert line[0] == "spark-submit"
+    # Runner options (--master, --conf, --name, --deploy-mode) sit between the program
+    # and the job file; from the job file on, every runner runs the same arguments.
+    assert line[-len(expected) + 1:] == expected[1:]
+    assert expected[2:] == [step, "--ds", "1998-08-02", "--lake", "s3a://lake/tpch",
+                            "--landing", "s3a://landing"]
+
+
+def test_local_runner_submits_to_the_spark_default_connection() -> None:
+    from airflow.sdk import DAG
+    from lakehouse.config import PipelineConfig
+    from lakehouse.runners import rendered_command, step_operator
+
+    config = PipelineConfig(runner="local", lake="/lake", landing="/landing")
+    with DAG(dag_id="render_master", schedule=None):
+        task = step_operator("silver", config)
+    _render(task, "1998-08-02")
+    line = rendered_command(task)
+    assert line[line.index("--master") + 1] == "local[2]"
+    assert line[line.index("--name") + 1] == "tpch-silver-1998-08-02"
+    assert Path(line[-8]).name == "main.py" and line[-7] == "silver"
+
+
+def test_emr_runner_brackets_the_steps_with_a_transient_cluster() -> None:
+    env = {**os.environ, "PIPELINE_RUNNER": "emr", "PYTHONPATH": str(DAGS)}
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "assert bag.import_errors == {}, bag.import_errors\n"
+        "dag = bag.dags['tpch_daily']\n"
+        "t = dag.get_task('terminate_emr_cluster')\n"
+        "print(t.is_teardown, sorted(t.upstream_task_ids))\n"
+        "print(sorted(dag.get_task('create_emr_cluster').downstream_task_ids))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip().splitlines()
+    assert out[-2] == "True ['create_emr_cluster', 'notify', 'report']"
+    assert out[-1] == "['ingest', 'terminate_emr_cluster']"
+
+
+def test_unknown_runner_is_an_import_error_naming_it() -> None:
+    env = {**os.environ, "PIPELINE_RUNNER": "yarn", "PYTHONPATH": str(DAGS)}
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "print(len(bag.import_errors), 'yarn' in str(bag.import_errors))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip().splitlines()
+    assert out[-1] == "2 True"
+
+
+def test_report_location_matches_the_job() -> None:
+    from lakehouse.config import PipelineConfig, report_uri
+
+    from jobs.lake import Lake
+    from jobs.report.render import report_name
+
+    config = PipelineConfig(runner="local", lake="/tmp/lake", landing="/tmp/landing")
+    assert report_uri(config, "1998-08-02") == (
+        f"{Lake('/tmp/lake').reports}/{report_name(dt.date(1998, 8, 2))}"
+    )
+
+
+def test_alert_message_names_dag_task_ds_try_cause_and_log() -> None:
+    from lakehouse.alerts import alert_message
+    from lakehouse.failures import failure_for
+
+    class TI:
+        dag_id, task_id, try_number, max_tries = "tpch_daily", "quality", 1, 3
+        log_url = "http://127.0.0.1:8080/dags/tpch_daily/runs/r/tasks/quality?try_number=1"
+
+    fields = alert_message("failure", {"ti": TI(), "ds": "1998-08-02",
+                                       "exception": failure_for("quality", 3)})
+    assert fields["text"] == (
+        "[FAILED] dag=tpch_daily task=quality ds=1998-08-02 try=1 of 4: QualityGateFailed: "
+        "quality: quality gate failed (gold restored to its last good version), not retried "
+        f"(exit 3). | log: {TI.log_url}"
+    )
+    deadline = alert_message("deadline_missed", {
+        "dag_run": {"dag_id": "tpch_daily", "dag_run_id": "scheduled__1998-08-02",
+                    "logical_date": "1998-08-02T00:00:00Z"},
+        "deadline": {"deadline_time": "1998-08-03T06:00:00Z"},
+    })
+    assert deadline["text"].startswith("[DEADLINE MISSED] dag=tpch_daily task=(whole run) "
+                                       "ds=1998-08-02")
+    assert "scheduled__1998-08-02" in deadline["text"]

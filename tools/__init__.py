@@ -1,0 +1,1 @@
+"""Developer tools that drive the project from the outside (local Airflow)."""

@@ -1,0 +1,292 @@
+"""A local Airflow for the project's DAGs: environment, set-up, serve, dag-test, demo.
+
+``make airflow``, ``make dag-test`` and ``make demo`` call this module, and the live
+Airflow test starts its components through the same :func:`start` on a free port, so
+what is tested is what a developer runs.
+
+    python tools/airflow_local.py serve [--port 8080]     # API server + UI, scheduler,
+                                                          # DAG processor, triggerer
+    python tools/airflow_local.py dag-test --ds YYYY-MM-DD
+    python tools/airflow_local.py demo [--landing PATH]   # tpch_daily for every drop
+
+State lives in ``$AIRFLOW_HOME`` (default ``.airflow/`` in the repository): the SQLite
+metadata database, logs, the JWT secret shared by the components and the generated
+admin password. Set ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` to use Postgres instead.
+Everything binds to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Airflow", "airflow_env", "api_token", "complete_drops", "init", "main", "start"]
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+POOL = ("lake_writer", "1", "one writer of the lake at a time, across DAGs")
+ADMIN = "admin"
+
+
+def airflow_env(home: Path, port: int = 8080, base: Mapping[str, str] | None = None,
+                extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every Airflow process of a local deployment.
+
+    Values already set in ``base`` win (e.g. a Postgres ``SQL_ALCHEMY_CONN`` or a
+    ``spark_default`` connection pointing elsewhere).
+
+    :param home: ``AIRFLOW_HOME``.
+    :param port: API server port on 127.0.0.1.
+    :param base: starting environment (default: this process's).
+    :param extra: values that override everything (tests).
+    :return: the environment.
+    """
+    env = dict(os.environ if base is None else base)
+    home.mkdir(parents=True, exist_ok=True)
+    secret_file = home / "jwt_secret"
+    if not secret_file.exists():
+        # One secret for all components: the API server signs the task tokens that
+        # the scheduler's workers present. Generated here, never stored in the repo.
+        secret_file.write_text(secrets.token_urlsafe(32))
+        secret_file.chmod(0o600)
+    defaults = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+        # The local runner: spark-submit from this venv on local[2]; the drop sensor
+        # reads absolute paths through the filesystem connection.
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        "AIRFLOW_CONN_FS_DEFAULT": json.dumps({"conn_type": "fs", "extra": {"path": "/"}}),
+        "PIPELINE_RUNNER": "local",
+    }
+    for key, value in defaults.items():
+        env.setdefault(key, value)
+    path = env.get("PATH", "")
+    if str(VENV_BIN) not in path.split(os.pathsep):
+        env["PATH"] = os.pathsep.join([str(VENV_BIN), path]) if path else str(VENV_BIN)
+    env.update(extra or {})
+    return env
+
+
+def _airflow(env: Mapping[str, str], *args: str, check: bool = True,
+             quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "airflow"), *args], env=dict(env), check=check, text=True,
+        stdout=subprocess.DEVNULL if quiet else None,
+        stderr=subprocess.STDOUT if quiet else None,
+    )
+
+
+def init(env: Mapping[str, str]) -> None:
+    """Migrate the metadata database (idempotent) and create the lake writer pool."""
+    _airflow(env, "db", "migrate", quiet=True)
+    _airflow(env, "pools", "set", *POOL, quiet=True)
+
+
+@dataclass
+class Airflow:
+    """Running Airflow components.
+
+    :param env: their environment.
+    :param port: the API server's port on 127.0.0.1.
+    :param processes: component name -> process.
+    """
+
+    env: dict[str, str]
+    port: int
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API server and UI."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def home(self) -> Path:
+        """``AIRFLOW_HOME``."""
+        return Path(self.env["AIRFLOW_HOME"])
+
+    def wait_healthy(self, timeout: float = 180.0) -> None:
+        """Wait until the API server answers and the scheduler reports healthy."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"airflow {name} exited with status {proc.returncode}; "
+                                       f"see {self.home / 'logs' / (name + '.log')}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=5) as r:
+                    health = json.load(r)
+                if health.get("scheduler", {}).get("status") == "healthy":
+                    return
+                last = json.dumps(health)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                last = str(exc)
+            time.sleep(2)
+        raise TimeoutError(f"Airflow at {self.url} not healthy after {timeout:.0f}s: {last}")
+
+    def stop(self, timeout: float = 60.0) -> dict[str, int]:
+        """Stop every component (SIGTERM, then SIGKILL after ``timeout``).
+
+        :return: component -> exit status.
+        """
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        codes: dict[str, int] = {}
+        for name, proc in self.processes.items():
+            try:
+                codes[name] = proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                codes[name] = proc.wait()
+        return codes
+
+
+def start(env: dict[str, str], port: int) -> Airflow:
+    """Initialise, then start the API server, scheduler, DAG processor and triggerer.
+
+    Each component runs in its own process group (so stopping it stops its task
+    subprocesses too) and logs to ``$AIRFLOW_HOME/logs/<component>.log``.
+
+    :param env: from :func:`airflow_env`.
+    :param port: API server port.
+    :return: the running deployment.
+    """
+    init(env)
+    airflow = Airflow(env, port)
+    logs = airflow.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for name in COMPONENTS:
+        args = [name, "--host", "127.0.0.1", "--port", str(port)] if name == "api-server" \
+            else [name]
+        with (logs / f"{name}.log").open("ab") as out:
+            airflow.processes[name] = subprocess.Popen(
+                [str(VENV_BIN / "airflow"), *args], env=env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
+            )
+    return airflow
+
+
+def admin_password(home: Path) -> str:
+    """The admin password the API server generated (simple auth manager)."""
+    stored = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
+    return str(stored[ADMIN])
+
+
+def api_token(url: str, home: Path) -> str:
+    """Log in as the admin and return a bearer token for the REST API."""
+    body = json.dumps({"username": ADMIN, "password": admin_password(home)}).encode()
+    request = urllib.request.Request(f"{url}/auth/token", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(json.load(response)["access_token"])
+
+
+def complete_drops(landing: Path) -> list[str]:
+    """The ``ds`` of every drop that has its ``_SUCCESS`` marker, oldest first."""
+    if not landing.is_dir():
+        return []
+    return sorted(p.name[3:] for p in landing.iterdir()
+                  if p.name.startswith("ds=") and (p / "_SUCCESS").is_file())
+
+
+def _serve(env: dict[str, str], port: int) -> int:
+    airflow = start(env, port)
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        airflow.wait_healthy()
+        print(f"Airflow is up: {airflow.url}  (user '{ADMIN}', password: "
+              f"{admin_password(airflow.home)}; stored in {airflow.home}/"
+              "simple_auth_manager_passwords.json.generated)")
+        print(f"Component logs: {airflow.home / 'logs'}/<component>.log. Ctrl-C stops.")
+        while not stopping and all(p.poll() is None for p in airflow.processes.values()):
+            time.sleep(1)
+    finally:
+        codes = airflow.stop()
+        print("stopped: " + ", ".join(f"{n}={c}" for n, c in codes.items()))
+    return 0
+
+
+def _in_process(env: dict[str, str]) -> dict[str, str]:
+    """Environment for ``airflow dags test``: deadline alerts off (see lakehouse.config)."""
+    return {**env, "PIPELINE_RUN_DEADLINE_MINUTES": "0"}
+
+
+def _dag_test(env: dict[str, str], ds: str) -> int:
+    env = _in_process(env)
+    init(env)
+    return _airflow(env, "dags", "test", "tpch_daily", ds, check=False).returncode
+
+
+def _demo(env: dict[str, str], landing: Path) -> int:
+    env = _in_process(env)
+    init(env)
+    status = 0
+    for ds in complete_drops(landing):
+        print(f"== tpch_daily for ds={ds} (airflow dags test)", flush=True)
+        started = time.monotonic()
+        code = _airflow(env, "dags", "test", "tpch_daily", ds, check=False, quiet=True).returncode
+        outcome = "succeeded" if code == 0 else f"FAILED (exit {code}); task logs: " \
+            f"{env['AIRFLOW_HOME']}/logs/dag_id=tpch_daily/"
+        print(f"   {outcome} in {time.monotonic() - started:.0f}s", flush=True)
+        status = status or code
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python tools/airflow_local.py")
+    parser.add_argument("command", choices=["serve", "dag-test", "demo", "init"])
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--ds")
+    parser.add_argument("--landing", default=None)
+    args = parser.parse_args(argv)
+    home = Path(os.environ.get("AIRFLOW_HOME", ROOT / ".airflow")).resolve()
+    env = airflow_env(home, args.port)
+    if args.command == "serve":
+        return _serve(env, args.port)
+    if args.command == "init":
+        init(env)
+        return 0
+    if args.command == "dag-test":
+        if not args.ds:
+            parser.error("dag-test needs --ds YYYY-MM-DD")
+        return _dag_test(env, args.ds)
+    landing = Path(args.landing or os.environ.get("LANDING_URI") or ROOT / "data" / "landing")
+    return _demo(env, landing.resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

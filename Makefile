@@ -13,12 +13,18 @@ SF ?= 0.01
 DAYS ?= 3
 SEED ?= 42
 PYTEST_ARGS ?=
+PORT ?= 8080
+DS ?=
+# The DAGs and the jobs read these; absolute, so Airflow's processes agree on them.
+DEMO_ENV := LANDING_URI=$(abspath $(LANDING)) LAKE_URI=$(abspath $(LAKE))
 
-.PHONY: setup demo test lint typecheck clean-data help
+.PHONY: setup demo test lint typecheck clean-data help airflow dag-test
 
 help:
 	@echo "make setup   - venv, project install, Delta jars into $(JARS), spark-submit defaults"
-	@echo "make demo    - generate a chaos TPC-H sample and run the pipeline over every drop"
+	@echo "make demo    - generate a chaos TPC-H sample, run tpch_daily through Airflow for every drop, print the summary"
+	@echo "make airflow - local Airflow (API server + UI, scheduler, DAG processor, triggerer) on 127.0.0.1:$(PORT)"
+	@echo "make dag-test DS=YYYY-MM-DD - run tpch_daily in-process for one date (airflow dags test)"
 	@echo "make test    - set-up, then the whole test suite (pytest)"
 	@echo "make lint    - ruff and mypy"
 
@@ -45,7 +51,15 @@ setup: $(VENV)/.installed $(DELTA_JARS) $(VENV)/.spark-conf
 
 demo: setup
 	$(PY) -m jobs.datagen --sf $(SF) --days $(DAYS) --seed $(SEED) --chaos --landing $(LANDING)
-	$(PY) -m jobs.demo --landing $(LANDING) --lake $(LAKE)
+	$(DEMO_ENV) $(PY) tools/airflow_local.py demo; status=$$?; \
+	$(DEMO_ENV) $(PY) -m jobs.demo && exit $$status
+
+airflow: setup
+	$(PY) tools/airflow_local.py serve --port $(PORT)
+
+dag-test: setup
+	@test -n "$(DS)" || { echo "usage: make dag-test DS=YYYY-MM-DD" >&2; exit 2; }
+	$(PY) tools/airflow_local.py dag-test --ds $(DS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -44,7 +44,8 @@ def airflow_env(home: Path, port: int = 8080, base: Mapping[str, str] | None = N
                 extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of every Airflow process of a local deployment.
 
-    Values already set in ``base`` win (e.g. a Postgres ``SQL_ALCHEMY_CONN`` or a
+    The home, the API address and the JWT secret are always this deployment's; other
+    values already set in ``base`` win (e.g. a Postgres ``SQL_ALCHEMY_CONN`` or a
     ``spark_default`` connection pointing elsewhere).
 
     :param home: ``AIRFLOW_HOME``.
@@ -61,17 +62,20 @@ def airflow_env(home: Path, port: int = 8080, base: Mapping[str, str] | None = N
         # the scheduler's workers present. Generated here, never stored in the repo.
         secret_file.write_text(secrets.token_urlsafe(32))
         secret_file.chmod(0o600)
-    defaults = {
+    # Where this deployment lives and how its components find each other: always ours.
+    env.update({
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
+    })
+    defaults = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
@@ -83,6 +87,11 @@ def airflow_env(home: Path, port: int = 8080, base: Mapping[str, str] | None = N
     }
     for key, value in defaults.items():
         env.setdefault(key, value)
+    # The triggerer imports deadline-alert callbacks (dags/lakehouse/alerts.py) by dotted
+    # path without the DAG bundle on sys.path, so the DAG folder goes on PYTHONPATH.
+    pythonpath = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(ROOT / "dags") not in pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "dags"), *pythonpath])
     path = env.get("PATH", "")
     if str(VENV_BIN) not in path.split(os.pathsep):
         env["PATH"] = os.pathsep.join([str(VENV_BIN), path]) if path else str(VENV_BIN)

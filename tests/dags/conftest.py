@@ -8,9 +8,11 @@ configuration once at import.
 
 from __future__ import annotations
 
+import atexit
 import email
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -31,7 +33,10 @@ sys.path.insert(0, str(DAGS))  # what Airflow's dag bundle does for the DAG proc
 from tools.airflow_local import airflow_env, init  # noqa: E402
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 os.environ.update(airflow_env(AIRFLOW_HOME, port=8080, extra={
+    # Never a developer's own metadata database.
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
     # dag.test() in Airflow 3.3.2 cannot finish a run of a DAG with deadline alerts (see
     # lakehouse.config.load_config); the live test turns them on with a real scheduler.
     "PIPELINE_RUN_DEADLINE_MINUTES": "0",

@@ -62,7 +62,7 @@ dag-test: setup
 	$(PY) tools/airflow_local.py dag-test --ds $(DS)
 
 test: setup
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) tools/run_tests.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

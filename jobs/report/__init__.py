@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from jobs.report.render import DqRow, ReportInput, RunRow, render_html, report_name
+from jobs.report.render import (
+    DqRow,
+    QuarantineCount,
+    ReportInput,
+    RunRow,
+    render_html,
+    report_name,
+)
 
-__all__ = ["DqRow", "ReportInput", "RunRow", "render_html", "report_name"]
+__all__ = ["DqRow", "QuarantineCount", "ReportInput", "RunRow", "render_html", "report_name"]

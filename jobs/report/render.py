@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["DqRow", "ReportInput", "RunRow", "render_html", "report_name"]
+__all__ = ["DqRow", "QuarantineCount", "ReportInput", "RunRow", "render_html", "report_name"]
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,30 @@ class DqRow:
 
 
 @dataclass(frozen=True)
+class QuarantineCount:
+    """Rows of one ``quarantine/<table>`` with one reason, for one ``ds``."""
+
+    table: str
+    ds: dt.date
+    reason: str
+    rows: int
+
+
+@dataclass(frozen=True)
 class ReportInput:
-    """Everything the report shows; ``generated_at`` is passed in so output is reproducible."""
+    """Everything the report shows; ``generated_at`` is passed in so output is reproducible.
+
+    ``quarantine`` (counts read from the quarantine tables) covers every reason, parse
+    errors included; without it the quarantine chart falls back to the ``drop``
+    expectations of ``dq``.
+    """
 
     ds: dt.date
     lake: str
     runs: Sequence[RunRow]
     dq: Sequence[DqRow]
     generated_at: dt.datetime
+    quarantine: Sequence[QuarantineCount] = ()
 
 
 @dataclass(frozen=True)
@@ -357,13 +373,19 @@ def _layers_section(days: Sequence[dt.date],
     return f"<h2>Rows per layer per day</h2>\n{chart}\n{table}"
 
 
-def _quarantine_section(days: Sequence[dt.date], dq: Sequence[DqRow]) -> str:
+def _quarantine_section(days: Sequence[dt.date], dq: Sequence[DqRow],
+                        quarantine: Sequence[QuarantineCount] = ()) -> str:
     """Stacked quarantined rows per reason and day, or a sentence when nothing was dropped."""
     totals: dict[tuple[str, dt.date], int] = defaultdict(int)
-    for r in dq:
-        if r.action == "drop" and r.failed_rows > 0:
-            totals[(f"{r.table}.{r.expectation}", r.ds)] += r.failed_rows
-    head = "<h2>Quarantined rows by reason over days</h2>"
+    if quarantine:
+        for q in quarantine:
+            totals[(f"{q.table}.{q.reason}", q.ds)] += q.rows
+    else:
+        for r in dq:
+            if r.action == "drop" and r.failed_rows > 0:
+                totals[(f"{r.table}.{r.expectation}", r.ds)] += r.failed_rows
+    head = ("<h2>Quarantined rows by reason over days</h2>\n<p>A line with several "
+            "reasons counts once under each of them.</p>")
     if not totals:
         return f"{head}\n<p>No rows were quarantined on any day.</p>"
     reasons = sorted({reason for reason, _ in totals})
@@ -437,9 +459,11 @@ def render_html(data: ReportInput) -> str:
     else:
         chosen = _chosen_runs(data.runs)
         dq = _latest_dq(data.dq)
-        days = sorted({r.ds for r in data.runs} | {r.ds for r in dq})
+        days = sorted({r.ds for r in data.runs} | {r.ds for r in dq}
+                      | {q.ds for q in data.quarantine})
         parts += [_banner(data.ds, data.runs, chosen), _layers_section(days, chosen),
-                  _quarantine_section(days, dq), _durations_section(days, chosen),
+                  _quarantine_section(days, dq, data.quarantine),
+                  _durations_section(days, chosen),
                   _expectations_section(data.ds, dq)]
     body = "\n".join(parts)
     return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

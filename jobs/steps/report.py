@@ -1,7 +1,8 @@
 """Step ``report``: the static HTML run report under ``<lake>/reports/``.
 
 Reads the whole ``ops/runs`` and ``ops/dq_results`` ledgers (small: a few rows per step
-run) and renders one self-contained page per run date with :mod:`jobs.report.render`.
+run) and the quarantine counts per reason, and renders one self-contained page per run
+date with :mod:`jobs.report.render`.
 The page is written through Hadoop's FileSystem API, so it lands next to the tables
 whatever the lake's scheme (local disk, ``s3a://``). The step writes no table and is
 safe to run after a failed step: the report then shows the failure.
@@ -13,13 +14,20 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from jobs.delta_io import is_delta_table
-from jobs.report.render import DqRow, ReportInput, RunRow, render_html, report_name
+from jobs.report.render import (
+    DqRow,
+    QuarantineCount,
+    ReportInput,
+    RunRow,
+    render_html,
+    report_name,
+)
 from jobs.steps.common import StepContext, log
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["collect", "report_uri", "run", "write_text"]
+__all__ = ["collect", "quarantine_counts", "report_uri", "run", "write_text"]
 
 
 def _rows(spark: SparkSession, uri: str) -> list[dict[str, Any]]:
@@ -54,7 +62,31 @@ def collect(ctx: StepContext) -> ReportInput:
     ]
     # The generation time is audit metadata printed on the page, not a run date.
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    return ReportInput(ds=ctx.ds, lake=ctx.lake.root, runs=runs, dq=dq, generated_at=now)
+    return ReportInput(ds=ctx.ds, lake=ctx.lake.root, runs=runs, dq=dq, generated_at=now,
+                       quarantine=quarantine_counts(ctx))
+
+
+def quarantine_counts(ctx: StepContext) -> list[QuarantineCount]:
+    """Quarantined rows per table, ``ds`` and reason, from the quarantine tables.
+
+    Read from the tables rather than the ledger because they hold every reason (parse
+    errors, orphans, conflicts and ``drop`` expectations alike) as it stands now: an
+    orphan released by a later drop no longer counts.
+    """
+    from pyspark.sql import functions as F
+
+    from jobs.steps.ingest import BRONZE_TABLES
+
+    out = []
+    for name in BRONZE_TABLES:
+        uri = ctx.lake.table("quarantine", name)
+        if not is_delta_table(ctx.spark, uri):
+            continue
+        rows = (ctx.spark.read.format("delta").load(uri)
+                .select("_ds", F.explode("reasons").alias("reason"))
+                .groupBy("_ds", "reason").count().collect())
+        out += [QuarantineCount(name, r["_ds"], r["reason"], int(r["count"])) for r in rows]
+    return out
 
 
 def report_uri(ctx: StepContext) -> str:

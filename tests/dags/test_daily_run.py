@@ -52,7 +52,7 @@ class DailyLake:
         return lake_of(self.root)
 
 
-def run_dag(ds: str, env: dict[str, str]) -> Run:
+def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None) -> Run:
     """Parse ``tpch_daily`` under ``env`` and run it in-process for ``ds``."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.taskinstance import TaskInstance
@@ -67,6 +67,9 @@ def run_dag(ds: str, env: dict[str, str]) -> Run:
         for task in dag.tasks:
             # Keep the real backoff settings' shape, but wait seconds instead of minutes.
             task.retry_delay = dt.timedelta(seconds=1)
+        if sensor_timeout is not None:
+            sensor = dag.get_task("wait_for_drop")
+            sensor.timeout, sensor.poke_interval = sensor_timeout, 1.0
         run = dag.test(logical_date=dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC))
         with create_session() as session:
             tis = session.query(TaskInstance).filter(TaskInstance.dag_id == "tpch_daily",
@@ -189,3 +192,17 @@ def test_quality_gate_failure_fails_at_once_keeps_gold_and_alerts(
     assert alerts.mail[0]["To"] == "oncall@example.com"
     report = (daily.root / "reports" / f"tpch_daily_{ds}.html").read_text()
     assert "failed" in report
+
+
+def test_missing_drop_times_out_with_a_message_naming_it(
+        first_run: Run, daily: DailyLake, alerts: Captured) -> None:
+    alerts.clear()
+    run = run_dag("1998-09-01", _env(daily), sensor_timeout=3)
+    assert run.state == "failed"
+    assert run.states["wait_for_drop"] == "failed" and run.tries["wait_for_drop"] == 1
+    assert run.states["ingest"] == "upstream_failed"
+    failure = [m for m in alerts.slack if m.startswith("[FAILED]")]
+    assert len(failure) == 1
+    assert (f"task=wait_for_drop ds=1998-09-01 try=1 of 4: AirflowSensorTimeout: drop "
+            f"ds=1998-09-01 is not complete: no {daily.landing}/ds=1998-09-01/_SUCCESS "
+            "after 0:00:03") in failure[0]

@@ -13,6 +13,8 @@ the loopback Slack webhook.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -76,8 +78,13 @@ def live(tmp_path_factory: pytest.TempPathFactory, alerts: Captured) -> Iterator
         airflow.wait_healthy()
         yield airflow, base, drops
     finally:
-        codes = airflow.stop()
-        assert all(code is not None for code in codes.values())
+        airflow.stop()
+        # Clean shutdown: no process of any component's group is left, the port is free.
+        for proc in airflow.processes.values():
+            with pytest.raises(ProcessLookupError):
+                os.killpg(proc.pid, 0)
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_triggered_run_succeeds_and_writes_the_tables(

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from html.parser import HTMLParser
 
-from jobs.report import DqRow, ReportInput, RunRow, render_html, report_name
+from jobs.report import DqRow, QuarantineCount, ReportInput, RunRow, render_html, report_name
 
 D1, D2, D3 = dt.date(1998, 8, 1), dt.date(1998, 8, 2), dt.date(1998, 8, 3)
 GENERATED = dt.datetime(1998, 8, 4, 6, 30, 0)
@@ -222,3 +222,19 @@ def test_output_is_deterministic_and_independent_of_row_order() -> None:
     assert render_html(DATA) == first
     shuffled = dataclasses.replace(DATA, runs=tuple(reversed(RUNS)), dq=tuple(reversed(DQ)))
     assert render_html(shuffled) == first
+
+
+def test_quarantine_counts_from_the_tables_cover_parse_reasons() -> None:
+    counts = (
+        QuarantineCount("lineitem", D3, "wrong_field_count", 3),
+        QuarantineCount("lineitem", D3, "bad_date:l_shipdate", 2),
+        QuarantineCount("orders", D3, "o_orderdate_in_range", 10),
+    )
+    page = render_html(dataclasses.replace(DATA, quarantine=counts))
+    legend = page[page.index("Quarantined rows by reason over days"):]
+    legend = legend[: legend.index("</svg>")]
+    assert "lineitem.wrong_field_count" in legend
+    assert "lineitem.bad_date:l_shipdate" in legend
+    # The table counts replace the drop expectations of the ledger.
+    assert "lineitem.l_quantity_positive" not in legend
+    _check_balanced(page)

@@ -1,0 +1,43 @@
+"""``make test``: the whole suite as two pytest processes side by side.
+
+The Airflow end-to-end tests run their jobs as ``spark-submit`` subprocesses and spend
+much of their time waiting on them and on Airflow; every other test shares one in-process
+Spark session. On two cores the two groups overlap well, so they run as two concurrent
+pytest processes (each group builds its session fixtures once). Both groups always run to
+the end; the exit status is non-zero if either failed. Any arguments are passed to a
+single, ordinary pytest run instead (``make test PYTEST_ARGS=tests/unit``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_E2E = ("tests/dags/test_daily_run.py", "tests/dags/test_live_airflow.py")
+
+
+def main(argv: list[str]) -> int:
+    """Run the suite; return the exit status."""
+    pytest = [sys.executable, "-m", "pytest"]
+    if argv:
+        return subprocess.call([*pytest, *argv], cwd=ROOT)
+    with tempfile.TemporaryFile(mode="w+") as airflow_log:
+        airflow = subprocess.Popen([*pytest, *AIRFLOW_E2E], cwd=ROOT, stdout=airflow_log,
+                                   stderr=subprocess.STDOUT, text=True)
+        ignore = [f"--ignore={path}" for path in AIRFLOW_E2E]
+        print(f"== group 1 of 2: every test except {', '.join(AIRFLOW_E2E)}", flush=True)
+        rest = subprocess.call([*pytest, *ignore], cwd=ROOT)
+        code = airflow.wait()
+        airflow_log.seek(0)
+        print(f"\n== group 2 of 2: {', '.join(AIRFLOW_E2E)} (ran alongside group 1)",
+              flush=True)
+        sys.stdout.write(airflow_log.read())
+    print(f"\n== group 1 exit {rest}, group 2 exit {code}")
+    return rest or code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -31,6 +31,11 @@ def marker_uri(config: PipelineConfig, ds: str = DS) -> str:
     return f"{landing.rstrip('/')}/ds={ds}/_SUCCESS"
 
 
+def _rendered_marker(sensor: Any) -> str:
+    """The marker path after template rendering (FileSensor or S3KeySensor field)."""
+    return str(getattr(sensor, "filepath", None) or getattr(sensor, "bucket_key", ""))
+
+
 def _explain_timeout(sensor: Any, context: Context, parent: type[Any]) -> Any:
     from airflow.sdk.exceptions import AirflowSensorTimeout
 
@@ -38,7 +43,7 @@ def _explain_timeout(sensor: Any, context: Context, parent: type[Any]) -> Any:
         return parent.execute(sensor, context)
     except AirflowSensorTimeout as exc:
         raise AirflowSensorTimeout(
-            f"drop ds={context['ds']} is not complete: no {sensor.marker} after "
+            f"drop ds={context['ds']} is not complete: no {_rendered_marker(sensor)} after "
             f"{timedelta(seconds=sensor.timeout)}; the landing zone never received it "
             f"(a drop without _SUCCESS is not read)"
         ) from exc
@@ -80,5 +85,4 @@ def drop_sensor(config: PipelineConfig, **kwargs: Any) -> BaseOperator:
                 return _explain_timeout(self, context, FileSensor)
 
         sensor = DropFileSensor(filepath=marker, fs_conn_id="fs_default", **common)
-    sensor.marker = marker  # type: ignore[attr-defined]
     return sensor

@@ -8,13 +8,10 @@ deletion, or a counted duplicate of an identical line of its drop.
 
 from __future__ import annotations
 
-import random
 from collections import Counter, defaultdict
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pytest
 
 from jobs.steps import gold, ingest, silver
 from jobs.tpch import ORDERS_DELETE, TABLES, table
@@ -183,16 +180,13 @@ def test_rerunning_every_chaos_drop_changes_no_data_table(
     assert table_versions(spark, chaos_lake, ("bronze", "silver", "quarantine", "gold")) == before
 
 
-@pytest.mark.parametrize("order", ["reversed", "shuffled"])
-def test_drops_in_any_order_converge_to_the_same_silver_and_gold(
-        spark: SparkSession, chaos_landing: Chaos, chaos_lake: Lake,
-        tmp_path: Path, order: str) -> None:
+def test_drops_in_reverse_order_converge_to_the_same_silver_and_gold(
+        spark: SparkSession, chaos_landing: Chaos, chaos_lake: Lake, tmp_path: Path) -> None:
+    # Reverse order puts every pair of drops out of order (the initial load last); random
+    # orders with repeats are the property tests' job.
     landing, drops, _ = chaos_landing
+    order = "reversed"
     sequence = list(reversed(drops))
-    if order == "shuffled":
-        rng = random.Random(7)
-        while sequence in (drops, list(reversed(drops))):
-            rng.shuffle(sequence)
     lake = lake_of(tmp_path / "lake")
     for ds in sequence:
         # Quality only reads; the claim is about what ingest, silver and gold write.

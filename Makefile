@@ -6,7 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .cache/jars
 DELTA_VERSION := 4.0.1
-DELTA_JARS := $(JARS)/delta-spark_2.13-$(DELTA_VERSION).jar $(JARS)/delta-storage-$(DELTA_VERSION).jar
+OPENLINEAGE_VERSION := 1.37.0
+DELTA_JARS := $(JARS)/delta-spark_2.13-$(DELTA_VERSION).jar $(JARS)/delta-storage-$(DELTA_VERSION).jar \
+	$(JARS)/openlineage-spark_2.13-$(OPENLINEAGE_VERSION).jar
+# Deployment tools (issue 4), outside the project venv: checkov pins a boto3 the amazon
+# provider cannot share; kustomize is built from the Go module proxy (no GitHub downloads).
+TOOLS := .cache/tools
+CHECKOV_VERSION := 3.3.30
+KUSTOMIZE_VERSION := v5.7.1
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+KUSTOMIZE := $(TOOLS)/bin/kustomize
 LANDING ?= data/landing
 LAKE ?= data/lake
 SF ?= 0.01
@@ -18,7 +27,7 @@ DS ?=
 # The DAGs and the jobs read these; absolute, so Airflow's processes agree on them.
 DEMO_ENV := LANDING_URI=$(abspath $(LANDING)) LAKE_URI=$(abspath $(LAKE))
 
-.PHONY: setup demo test lint typecheck clean-data help airflow dag-test
+.PHONY: setup deploy-tools demo test lint typecheck clean-data help airflow dag-test
 
 help:
 	@echo "make setup   - venv, project install, Delta jars into $(JARS), spark-submit defaults"
@@ -43,11 +52,26 @@ $(JARS)/delta-storage-$(DELTA_VERSION).jar:
 	mkdir -p $(JARS)
 	mvn -q dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA_VERSION) -DoutputDirectory=$(JARS)
 
+$(JARS)/openlineage-spark_2.13-$(OPENLINEAGE_VERSION).jar:
+	mkdir -p $(JARS)
+	mvn -q dependency:copy -Dartifact=io.openlineage:openlineage-spark_2.13:$(OPENLINEAGE_VERSION) -DoutputDirectory=$(JARS)
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
+$(KUSTOMIZE):
+	mkdir -p $(TOOLS)/bin
+	GOBIN=$(abspath $(TOOLS)/bin) GOPATH=$(abspath .cache/go) GOFLAGS=-modcacherw \
+		go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
 $(VENV)/.spark-conf: $(VENV)/.installed $(DELTA_JARS) jobs/settings.py jobs/spark.py
 	$(PY) -m jobs.spark
 	touch $@
 
-setup: $(VENV)/.installed $(DELTA_JARS) $(VENV)/.spark-conf
+setup: $(VENV)/.installed $(DELTA_JARS) $(VENV)/.spark-conf deploy-tools
+
+deploy-tools: $(CHECKOV) $(KUSTOMIZE)
 
 demo: setup
 	$(PY) -m jobs.datagen --sf $(SF) --days $(DAYS) --seed $(SEED) --chaos --landing $(LANDING)

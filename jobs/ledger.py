@@ -1,7 +1,8 @@
 """The run ledger (``ops/runs``) and expectation results (``ops/dq_results``).
 
 Each step run writes one ``ops/runs`` row when it ends: its status, counts and the Delta
-versions it wrote. The ledger is also the checkpoint: a step whose last successful run
+versions it wrote; the same numbers then go out as metrics (:mod:`jobs.metrics`).
+The ledger is also the checkpoint: a step whose last successful run
 for a ``ds`` saw the same input fingerprint has nothing to do, and a run killed part-way
 leaves no ``succeeded`` row, so the next run of that ``ds`` redoes it (every write is
 idempotent).
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobs.delta_io import ensure_table, is_delta_table, merge_rows, with_conflict_retry
+from jobs.metrics import StepMetrics, publish
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -132,6 +134,12 @@ class Run:
             .option("txnAppId", f"ops-runs-{self.run_id}").option("txnVersion", 0).save(uri),
             f"ledger row {self.run_id}",
         )
+        publish(StepMetrics(
+            step=self.step, ds=self.ds, status=status, started_at=self.started_at,
+            ended_at=ended,
+            rows={"read": self.rows_read, "written": self.rows_written,
+                  "quarantined": self.rows_quarantined, "duplicate": self.rows_duplicate},
+        ))
 
 
 def start_run(spark: SparkSession, lake: Lake, step: str, ds: dt.date,

@@ -16,8 +16,10 @@ __all__ = [
     "DELTA_JARS",
     "DELTA_VERSION",
     "JAR_CACHE",
+    "OPENLINEAGE_VERSION",
     "PROJECT_ROOT",
     "RUNTIMES",
+    "SPARK_JARS",
     "Runtime",
     "runtime_name",
 ]
@@ -30,6 +32,10 @@ DELTA_JARS = (
     f"io.delta:delta-spark_2.13:{DELTA_VERSION}",
     f"io.delta:delta-storage:{DELTA_VERSION}",
 )
+OPENLINEAGE_VERSION = "1.37.0"
+# Everything on the local Spark classpath: Delta, and the OpenLineage listener (loaded
+# only when lineage is configured: see dags/lakehouse/lineage.py).
+SPARK_JARS = (*DELTA_JARS, f"io.openlineage:openlineage-spark_2.13:{OPENLINEAGE_VERSION}")
 JAR_CACHE = Path(os.environ.get("JAR_CACHE", PROJECT_ROOT / ".cache" / "jars"))
 
 _COMMON: dict[str, str] = {

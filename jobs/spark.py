@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.errors import ConfigError
-from jobs.settings import DELTA_JARS, JAR_CACHE, PROJECT_ROOT, RUNTIMES, runtime_name
+from jobs.settings import JAR_CACHE, PROJECT_ROOT, RUNTIMES, SPARK_JARS, runtime_name
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -28,16 +28,16 @@ def cached_jars(cache: Path = JAR_CACHE) -> list[Path]:
     """Return the Delta jars in the project-local cache.
 
     :param cache: the jar cache folder (``.cache/jars`` by default).
-    :return: one path per coordinate in :data:`jobs.settings.DELTA_JARS`.
+    :return: one path per coordinate in :data:`jobs.settings.SPARK_JARS`.
     :raises ConfigError: when a jar is missing, i.e. set-up has not run.
     """
     jars = []
-    for coordinate in DELTA_JARS:
+    for coordinate in SPARK_JARS:
         _, artifact, version = coordinate.split(":")
         jar = cache / f"{artifact}-{version}.jar"
         if not jar.is_file():
             raise ConfigError(
-                f"Delta jar {jar} is missing: run `make setup` once (it resolves "
+                f"jar {jar} is missing: run `make setup` once (it resolves "
                 f"{coordinate} from Maven Central into {cache})"
             )
         jars.append(jar)

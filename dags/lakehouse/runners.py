@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.config import PipelineConfig
 from lakehouse.failures import RETRY_POLICY
+from lakehouse.lineage import lineage_conf
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -79,7 +80,7 @@ def _local(step: str, config: PipelineConfig, task_id: str, **kwargs: Any) -> Ba
         application=settings.application,
         application_args=job_arguments(step, config),
         name=f"tpch-{step}-{DS}",
-        conf=dict(settings.spark_conf),
+        conf={**settings.spark_conf, **lineage_conf()},
         execution_timeout=settings.timeout(step),
         retry_policy=RETRY_POLICY,
         **kwargs,
@@ -88,28 +89,9 @@ def _local(step: str, config: PipelineConfig, task_id: str, **kwargs: Any) -> Ba
 
 
 def _kubernetes(step: str, config: PipelineConfig, task_id: str, **kwargs: Any) -> BaseOperator:
-    settings = config.settings
-    conf_args = [a for k, v in sorted(settings.spark_conf.items()) for a in ("--conf", f"{k}={v}")]
-    from lakehouse.pod import PodStep
+    from lakehouse.pod import pod_step
 
-    operator: BaseOperator = PodStep(
-        task_id=task_id,
-        step=step,
-        name=f"tpch-{step.replace('_', '-')}",
-        namespace=settings.namespace,
-        image=settings.image,
-        cmds=["spark-submit"],
-        arguments=["--master", "local[*]", *conf_args, settings.application,
-                   *job_arguments(step, config)],
-        env_vars={"PIPELINE_RUNNER": "kubernetes"},
-        on_finish_action="delete_pod",
-        get_logs=True,
-        reattach_on_restart=True,
-        execution_timeout=settings.timeout(step),
-        retry_policy=RETRY_POLICY,
-        **kwargs,
-    )
-    return operator
+    return pod_step(step, config, task_id, job_arguments(step, config), **kwargs)
 
 
 EMR_CLUSTER_TASK = "create_emr_cluster"

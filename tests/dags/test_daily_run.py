@@ -12,7 +12,11 @@ One lake, three DAG runs in order, each a scenario of its own:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import socket
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,11 +100,38 @@ def _env(daily: DailyLake, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def first_run(daily: DailyLake, alerts: Captured) -> Iterator[Run]:
+def statsd() -> Iterator[list[str]]:
+    """A StatsD server on loopback: every line the jobs send, in arrival order."""
+    lines: list[str] = []
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    done = threading.Event()
+
+    def receive() -> None:
+        while not done.is_set():
+            try:
+                lines.extend(sock.recv(65536).decode().splitlines())
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    os.environ["STATSD_PORT"] = str(sock.getsockname()[1])
+    yield lines
+    done.set()
+    thread.join()
+    sock.close()
+    os.environ.pop("STATSD_PORT", None)
+
+
+@pytest.fixture(scope="module")
+def first_run(daily: DailyLake, alerts: Captured, statsd: list[str]) -> Iterator[Run]:
     alerts.clear()
     marker = daily.root.parent / "fault-marker"
     yield run_dag(daily.drops[0], _env(
-        daily, PIPELINE_FAULT="before_gold:exit1:once", PIPELINE_FAULT_MARKER=str(marker)))
+        daily, PIPELINE_FAULT="before_gold:exit1:once", PIPELINE_FAULT_MARKER=str(marker),
+        PIPELINE_METRICS="statsd", OPENLINEAGE_FILE=str(daily.root.parent / "lineage.jsonl")))
 
 
 def test_initial_load_runs_every_task(first_run: Run) -> None:
@@ -137,6 +168,43 @@ def test_tables_and_ledger_are_written(first_run: Run, daily: DailyLake,
     assert {(r["step"], str(r["ds"]), r["status"]) for r in runs} == {
         (step, ds, "succeeded") for step in STEPS
     }
+
+
+def test_every_step_publishes_its_counts_and_duration_to_statsd(
+        first_run: Run, daily: DailyLake, statsd: list[str]) -> None:
+    ds = daily.drops[0]
+    landed = sum(1 for f in (daily.landing / f"ds={ds}" / "orders").glob("*.tbl")
+                 for _ in f.open())
+    for step in STEPS:
+        assert any(line.startswith(f"tpch.{step}.duration_ms:") and line.endswith("|ms")
+                   for line in statsd), step
+    # gold's first try failed before it finished: it recorded and published nothing.
+    assert [line for line in statsd if ".succeeded:" in line] == [
+        f"tpch.{step}.succeeded:1|c" for step in (*STEPS, "report")]
+    assert f"tpch.ingest.rows_written.orders:{landed}|c" in statsd
+    assert f"tpch.silver.rows_written.orders:{landed}|c" in statsd
+
+
+def test_spark_events_carry_their_airflow_task_as_openlineage_parent(
+        first_run: Run, daily: DailyLake) -> None:
+    events = [json.loads(line) for line in
+              (daily.root.parent / "lineage.jsonl").read_text().splitlines()]
+    parents = {}
+    for event in events:
+        parent = event["run"]["facets"]["parent"]
+        parents.setdefault(parent["job"]["name"], set()).add(parent["run"]["runId"])
+        assert parent["job"]["namespace"] == "default"  # the provider's default namespace
+        assert parent["root"]["job"]["name"] == "tpch_daily"
+    # One Spark application per task try; gold's two tries have two parent runs.
+    assert {name: len(ids) for name, ids in parents.items()} == {
+        "tpch_daily.ingest": 1, "tpch_daily.silver": 1, "tpch_daily.gold": 2,
+        "tpch_daily.quality": 1, "tpch_daily.report": 1}
+    assert all(uuid.UUID(i).version == 7 for ids in parents.values() for i in ids)
+    roots = {e["run"]["facets"]["parent"]["root"]["run"]["runId"] for e in events}
+    assert len(roots) == 1, "every step hangs under the same DAG run"
+    outputs = {o["name"] for e in events for o in e.get("outputs", [])
+               if e["run"]["facets"]["parent"]["job"]["name"] == "tpch_daily.silver"}
+    assert str(daily.root / "silver" / "orders") in outputs
 
 
 def test_report_is_written_and_the_run_announced(first_run: Run, daily: DailyLake,

@@ -40,7 +40,7 @@ help:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[airflow,dev]'
+	$(PY) -m pip install --quiet -e '.[aws,airflow,dev]'
 	$(PY) -m pip check
 	touch $@
 

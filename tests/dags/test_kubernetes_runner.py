@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.dags.conftest import DAGS
+from tests.deploy.conftest import kubernetes_validate  # noqa: F401  (fixture)
 
 DS = "1998-08-02"
 LAKE = "s3a://tpch-lake/tpch"
@@ -54,7 +55,7 @@ def _bag(runner: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("PIPELINE_RUNNER", runner)
     monkeypatch.setenv("LAKE_URI", LAKE)
     monkeypatch.setenv("LANDING_URI", LANDING)
-    bag = DagBag(dag_folder=str(DAGS), include_examples=False)
+    bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
     return bag
 
@@ -206,3 +207,28 @@ def test_retry_reattaches_to_the_running_pod_instead_of_starting_a_second_writer
         selector = item["selector"]
         assert f"task_id={task_id}" in selector and "run_id=" in selector
         assert "try_number" not in selector
+
+
+def test_pods_hand_the_openlineage_parent_to_spark_when_lineage_is_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import DAG
+    from lakehouse.config import PipelineConfig
+    from lakehouse.runners import step_operator
+
+    monkeypatch.setenv("OPENLINEAGE_URL", "http://marquez.lineage:5000")
+    config = PipelineConfig(runner="kubernetes", lake=LAKE, landing=LANDING)
+    with DAG(dag_id="lineage_on", schedule=None):
+        task = step_operator("silver", config)
+    args = task.arguments[:task.arguments.index("/opt/tpch/jobs/main.py")]
+    conf = dict(a.split("=", 1) for a in args if a.startswith("spark."))
+    assert conf["spark.extraListeners"] == "io.openlineage.spark.agent.OpenLineageSparkListener"
+    assert conf["spark.openlineage.transport.url"] == "http://marquez.lineage:5000"
+    # Rendered per task try by the OpenLineage provider's macros (the e2e run checks the
+    # rendered ids reach Spark's events).
+    assert conf["spark.openlineage.parentRunId"] == (
+        "{{ macros.OpenLineageProviderPlugin.lineage_run_id(task_instance) }}")
+    assert "spark.openlineage.parentRunId" in "".join(task.arguments)
+    monkeypatch.delenv("OPENLINEAGE_URL")
+    with DAG(dag_id="lineage_off", schedule=None):
+        quiet = step_operator("silver", config)
+    assert not [a for a in quiet.arguments if "openlineage" in a]

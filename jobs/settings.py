@@ -14,6 +14,7 @@ from pathlib import Path
 
 __all__ = [
     "DELTA_JARS",
+    "DELTA_LOG_TABLE",
     "DELTA_VERSION",
     "JAR_CACHE",
     "OPENLINEAGE_VERSION",
@@ -61,6 +62,29 @@ _S3A: dict[str, str] = {
         "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider",
     "spark.hadoop.fs.s3a.fast.upload": "true",
 }
+
+# The DynamoDB table of Delta's S3DynamoDBLogStore (deploy/aws/dynamodb-delta-log-table.json).
+DELTA_LOG_TABLE = "tpch_delta_log"
+_DELTA_ON_S3: dict[str, str] = {
+    # S3 has no put-if-absent that every writer honours, so two writers (a daily step and
+    # maintenance, on two clusters) could both commit version N of a table. With this log
+    # store a commit is first a conditional write to DynamoDB: exactly one of them wins.
+    "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
+    "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
+    "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName":
+        os.environ.get("DELTA_DYNAMODB_TABLE") or DELTA_LOG_TABLE,
+    "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region":
+        os.environ.get("DELTA_DYNAMODB_REGION") or "us-east-1",
+}
+
+
+def _from_environment(keys: dict[str, str]) -> dict[str, str]:
+    """Return Spark settings whose values come from environment variables that are set.
+
+    :param keys: Spark configuration key by environment variable name.
+    :return: one setting per variable with a non-empty value.
+    """
+    return {key: os.environ[var] for var, key in keys.items() if os.environ.get(var)}
 
 
 @dataclass(frozen=True)
@@ -119,8 +143,24 @@ RUNTIMES: dict[str, Runtime] = {
             "spark.storage.decommission.shuffleBlocks.enabled": "true",
             "spark.storage.decommission.rddBlocks.enabled": "true",
             "spark.dynamicAllocation.shuffleTracking.enabled": "true",
-            "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
-            "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
+            # Blocks that no live executor can take when a spot node goes away land in S3;
+            # the path (ending in "/") is per environment: the job pods' ConfigMap
+            # tpch-lakehouse-runtime (k8s/overlays/*) sets SPARK_FALLBACK_STORAGE_PATH.
+            "spark.storage.decommission.fallbackStorage.cleanUp": "true",
+            **_from_environment(
+                {"SPARK_FALLBACK_STORAGE_PATH": "spark.storage.decommission.fallbackStorage.path"}
+            ),
+            # Executors run as the driver's service account (its IRSA role reaches S3 and
+            # DynamoDB; k8s/base/serviceaccounts.yaml) and their pods go when they end.
+            "spark.kubernetes.authenticate.driver.serviceAccountName": "spark-driver",
+            "spark.kubernetes.executor.deleteOnTermination": "true",
+            # Driver and executor metrics to the Airflow chart's StatsD exporter (UDP 9125,
+            # allowed by the NetworkPolicy allow-statsd-egress), next to Airflow's own.
+            "spark.metrics.conf.*.sink.statsd.class": "org.apache.spark.metrics.sink.StatsdSink",
+            "spark.metrics.conf.*.sink.statsd.host": "airflow-statsd.airflow.svc.cluster.local",
+            "spark.metrics.conf.*.sink.statsd.port": "9125",
+            "spark.metrics.conf.*.sink.statsd.prefix": "tpch_spark",
+            **_DELTA_ON_S3,
         },
         use_jar_cache=False,
     ),
@@ -130,8 +170,7 @@ RUNTIMES: dict[str, Runtime] = {
         conf={
             **_COMMON,
             "spark.sql.shuffle.partitions": "64",
-            "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
-            "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
+            **_DELTA_ON_S3,
         },
         use_jar_cache=False,
     ),

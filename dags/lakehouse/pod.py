@@ -131,6 +131,7 @@ def runner_options(step: str, image: str, namespace: str) -> list[str]:
             "spark.executor.cores": str(resources.executor_cores),
             "spark.executor.memory": resources.executor_memory,
             "spark.kubernetes.executor.request.cores": str(resources.executor_cores),
+            "spark.kubernetes.executor.limit.cores": str(resources.executor_cores),
         }),
         *lineage,
     ]

@@ -105,7 +105,8 @@ def test_every_step_of_both_dags_runs_in_a_pod(pods: dict[str, dict[str, Any]]) 
 
 
 def test_rendered_pods_validate_strictly_against_kubernetes_schemas(
-        pods: dict[str, dict[str, Any]], kubernetes_validate: Path, tmp_path: Path) -> None:
+        pods: dict[str, dict[str, Any]], kubernetes_validate: Path,  # noqa: F811
+        tmp_path: Path) -> None:
     files = []
     for task_id, item in sorted(pods.items()):
         path = tmp_path / f"{task_id}.json"

@@ -9,6 +9,7 @@ from lakehouse.alerts import alert_message, deadline_missed, deliver
 from lakehouse.assets import gold_assets
 from lakehouse.config import LAKE_WRITER_POOL, STEPS, load_config, report_uri
 from lakehouse.defaults import START_DATE, task_defaults
+from lakehouse.lineage import LINEAGE_MACROS
 from lakehouse.runners import compute_bracket, step_operator
 from lakehouse.sensors import drop_sensor
 
@@ -24,6 +25,7 @@ CONFIG = load_config()
     catchup=False,
     max_active_runs=1,
     default_args=task_defaults(),
+    user_defined_macros=LINEAGE_MACROS,
     deadline=(
         DeadlineAlert(
             reference=DeadlineReference.DAGRUN_QUEUED_AT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from airflow.sdk import chain, dag
 from lakehouse.config import LAKE_WRITER_POOL, load_config
 from lakehouse.defaults import START_DATE, task_defaults
+from lakehouse.lineage import LINEAGE_MACROS
 from lakehouse.runners import compute_bracket, step_operator
 
 CONFIG = load_config()
@@ -17,6 +18,7 @@ CONFIG = load_config()
     catchup=False,
     max_active_runs=1,
     default_args=task_defaults(),
+    user_defined_macros=LINEAGE_MACROS,
     tags=["tpch", "lakehouse", f"runner:{CONFIG.runner}"],
 )
 def tpch_maintenance() -> None:

@@ -4,8 +4,9 @@ The Spark side is the OpenLineage Spark listener (``io.openlineage:openlineage-s
 in the local jar cache, the job image and the EMR artifacts). Each runner adds
 :func:`lineage_conf` to its ``spark-submit`` line, so every Spark event names the Airflow
 task run that started it as its parent (and the DAG run as its root). The parent and
-root ids come from the OpenLineage provider's macros, rendered per task try, which are
-the ids the provider's own Airflow events carry: the Spark jobs hang under the task in
+root ids come from the OpenLineage provider's macro functions (:data:`LINEAGE_MACROS`,
+the DAGs' ``user_defined_macros``), rendered per task try: they are the ids the
+provider's own Airflow events carry, so the Spark jobs hang under the task in
 any OpenLineage backend. The providers inject this only for some operators (not for
 KubernetesPodOperator); doing it here covers all three runners alike.
 
@@ -20,16 +21,45 @@ Lineage is on when a transport is configured (environment, then Airflow Variable
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from lakehouse.config import setting
 
-__all__ = ["LISTENER", "lineage_conf"]
+__all__ = ["LINEAGE_MACROS", "LISTENER", "lineage_conf"]
 
 LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
-_MACROS = "macros.OpenLineageProviderPlugin"
+_PROVIDER_MACROS = (
+    "lineage_job_namespace",
+    "lineage_job_name",
+    "lineage_run_id",
+    "lineage_root_job_namespace",
+    "lineage_root_job_name",
+    "lineage_root_run_id",
+)
+
+
+def _provider_macro(name: str) -> Callable[..., str]:
+    def call(*args: Any) -> str:
+        # Imported when a task renders, not when the DAG is parsed.
+        from airflow.providers.openlineage.plugins import macros
+
+        return str(getattr(macros, name)(*args))
+
+    call.__name__ = name
+    return call
+
+
+# The provider registers its macros (``macros.OpenLineageProviderPlugin.*``) only while
+# its own Airflow events are enabled; the ids do not depend on that, so the DAGs get the
+# same functions as user-defined macros and Spark lineage works either way.
+LINEAGE_MACROS: dict[str, Callable[..., str]] = {
+    name: _provider_macro(name) for name in _PROVIDER_MACROS
+}
 
 
 def _macro(name: str, *args: str) -> str:
-    return "{{ " + f"{_MACROS}.{name}({', '.join(args)})" + " }}"
+    return "{{ " + f"{name}({', '.join(args)})" + " }}"
 
 
 def _transport() -> dict[str, str]:

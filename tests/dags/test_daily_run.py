@@ -179,32 +179,46 @@ def test_every_step_publishes_its_counts_and_duration_to_statsd(
         assert any(line.startswith(f"tpch.{step}.duration_ms:") and line.endswith("|ms")
                    for line in statsd), step
     # gold's first try failed before it finished: it recorded and published nothing.
+    # (report writes no ledger row, so it publishes none either.)
     assert [line for line in statsd if ".succeeded:" in line] == [
-        f"tpch.{step}.succeeded:1|c" for step in (*STEPS, "report")]
+        f"tpch.{step}.succeeded:1|c" for step in STEPS]
     assert f"tpch.ingest.rows_written.orders:{landed}|c" in statsd
     assert f"tpch.silver.rows_written.orders:{landed}|c" in statsd
 
 
 def test_spark_events_carry_their_airflow_task_as_openlineage_parent(
         first_run: Run, daily: DailyLake) -> None:
+    from airflow.providers.openlineage.conf import namespace
+
     events = [json.loads(line) for line in
               (daily.root.parent / "lineage.jsonl").read_text().splitlines()]
-    parents = {}
-    for event in events:
-        parent = event["run"]["facets"]["parent"]
-        parents.setdefault(parent["job"]["name"], set()).add(parent["run"]["runId"])
-        assert parent["job"]["namespace"] == "default"  # the provider's default namespace
-        assert parent["root"]["job"]["name"] == "tpch_daily"
+    parent = {id(e): e["run"]["facets"]["parent"] for e in events}
+    # Each Spark application's own events name the Airflow task try as their parent.
+    apps = [e for e in events if parent[id(e)]["job"]["namespace"] == namespace()]
+    tries: dict[str, set[str]] = {}
+    task_of_app = {}
+    for event in apps:
+        task = parent[id(event)]["job"]["name"]
+        tries.setdefault(task, set()).add(parent[id(event)]["run"]["runId"])
+        task_of_app[event["run"]["runId"]] = task
     # One Spark application per task try; gold's two tries have two parent runs.
-    assert {name: len(ids) for name, ids in parents.items()} == {
+    assert {task: len(ids) for task, ids in tries.items()} == {
         "tpch_daily.ingest": 1, "tpch_daily.silver": 1, "tpch_daily.gold": 2,
         "tpch_daily.quality": 1, "tpch_daily.report": 1}
-    assert all(uuid.UUID(i).version == 7 for ids in parents.values() for i in ids)
-    roots = {e["run"]["facets"]["parent"]["root"]["run"]["runId"] for e in events}
-    assert len(roots) == 1, "every step hangs under the same DAG run"
-    outputs = {o["name"] for e in events for o in e.get("outputs", [])
-               if e["run"]["facets"]["parent"]["job"]["name"] == "tpch_daily.silver"}
-    assert str(daily.root / "silver" / "orders") in outputs
+    assert all(uuid.UUID(i).version == 7 for ids in tries.values() for i in ids)
+    # Every event hangs under the same DAG run, the root.
+    assert {(p["root"]["job"]["name"], p["root"]["run"]["runId"]) for p in parent.values()} \
+        == {("tpch_daily", next(iter({p["root"]["run"]["runId"] for p in parent.values()})))}
+    # The applications' query events (children of an application run) name the tables
+    # each task wrote.
+    written: dict[str, set[str]] = {}
+    for event in events:
+        task = task_of_app.get(parent[id(event)]["run"]["runId"])
+        if task:
+            written.setdefault(task, set()).update(o["name"] for o in event.get("outputs", []))
+    assert str(daily.root / "bronze" / "orders") in written["tpch_daily.ingest"]
+    assert str(daily.root / "silver" / "orders") in written["tpch_daily.silver"]
+    assert str(daily.root / "gold" / "revenue_by_nation") in written["tpch_daily.gold"]
 
 
 def test_report_is_written_and_the_run_announced(first_run: Run, daily: DailyLake,

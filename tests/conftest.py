@@ -28,3 +28,15 @@ def spark() -> Iterator[SparkSession]:
     session.conf.set("spark.sql.shuffle.partitions", "2")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A local AWS (moto's server on 127.0.0.1, see ``tests/aws.py``) for the whole run.
+
+    Tests that change its state name their own buckets, tables and clusters.
+    """
+    from tests.aws import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint

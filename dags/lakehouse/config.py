@@ -94,7 +94,10 @@ RUNNERS: dict[str, RunnerSettings] = {
         namespace="tpch-jobs",
     ),
     "emr": RunnerSettings(
-        application="s3://tpch-lakehouse-artifacts/jobs/main.py",
+        # jobs/main.py next to the project wheel under EMR_ARTIFACTS_URI (lakehouse.emr).
+        application=setting(
+            "EMR_ARTIFACTS_URI", "s3://tpch-lakehouse-artifacts/tpch-lakehouse/0.1.0"
+        ).rstrip("/") + "/main.py",
         step_timeout={"silver": timedelta(hours=3)},
     ),
 }

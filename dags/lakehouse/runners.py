@@ -28,7 +28,7 @@ from lakehouse.failures import RETRY_POLICY
 from lakehouse.lineage import lineage_conf
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator, Context
+    from airflow.sdk import BaseOperator, Context, TaskGroup
 
 __all__ = [
     "DS",
@@ -98,39 +98,26 @@ EMR_CLUSTER_TASK = "create_emr_cluster"
 
 
 def _emr(step: str, config: PipelineConfig, task_id: str, **kwargs: Any) -> BaseOperator:
-    from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
+    # Cluster mode: a task group (submit_<step> -> <step>); serverless mode: one job run task.
+    from lakehouse.emr import emr_step
 
-    settings = config.settings
-    operator: BaseOperator = EmrAddStepsOperator(
-        task_id=task_id,
-        job_flow_id=f"{{{{ ti.xcom_pull(task_ids='{EMR_CLUSTER_TASK}') }}}}",
-        steps=[{
-            "Name": f"tpch {step} {DS}",
-            "ActionOnFailure": "CONTINUE",
-            "HadoopJarStep": {
-                "Jar": "command-runner.jar",
-                "Args": ["spark-submit", "--deploy-mode", "client", settings.application,
-                         *job_arguments(step, config)],
-            },
-        }],
-        wait_for_completion=True,
-        execution_timeout=settings.timeout(step),
-        **kwargs,
-    )
-    return operator
+    group: Any = emr_step(step, config, task_id, job_arguments(step, config), **kwargs)
+    return group
 
 
 _FACTORIES = {"local": _local, "kubernetes": _kubernetes, "emr": _emr}
 
 
 def step_operator(step: str, config: PipelineConfig, *, task_id: str | None = None,
-                  **kwargs: Any) -> BaseOperator:
+                  **kwargs: Any) -> BaseOperator | TaskGroup:
     """Build the task that runs one step with the configured runner.
 
     :param step: pipeline step (also the task id unless ``task_id`` is given).
     :param config: resolved configuration.
     :param kwargs: further operator arguments (pool, outlets, callbacks, trigger rule).
-    :return: the operator.
+    :return: the operator, or for EMR on a cluster a task group (``submit_<step>`` adds
+        the EMR step, ``<step>`` waits for it); either way ``dag.get_task(step)`` is the
+        task that succeeds or fails with the step.
     """
     return _FACTORIES[config.runner](step, config, task_id or step, **kwargs)
 
@@ -142,20 +129,9 @@ def compute_bracket(config: PipelineConfig) -> tuple[BaseOperator, BaseOperator]
     """
     if config.runner != "emr":
         return None
-    from airflow.providers.amazon.aws.operators.emr import (
-        EmrCreateJobFlowOperator,
-        EmrTerminateJobFlowOperator,
-    )
+    from lakehouse.emr import emr_bracket
 
-    create = EmrCreateJobFlowOperator(
-        task_id=EMR_CLUSTER_TASK,
-        job_flow_overrides={"Name": f"tpch-daily-{DS}"},
-    )
-    terminate_emr_cluster = EmrTerminateJobFlowOperator(
-        task_id="terminate_emr_cluster",
-        job_flow_id=f"{{{{ ti.xcom_pull(task_ids='{EMR_CLUSTER_TASK}') }}}}",
-    )
-    return create, terminate_emr_cluster
+    return emr_bracket(config)
 
 
 def rendered_command(task: Any, context: Context | None = None) -> list[str]:

@@ -147,16 +147,25 @@ def _render(task: Any, ds: str) -> None:
     task.render_template_fields({"ds": ds, "ti": TI(), "params": {}})
 
 
-@pytest.mark.parametrize("runner", ["local", "kubernetes", "emr"])
+@pytest.mark.parametrize("runner", ["local", "kubernetes", "emr", "emr-serverless"])
 @pytest.mark.parametrize("step", [*STEP_TASKS, "report", "maintain"])
-def test_every_runner_runs_the_contract_command_line(runner: str, step: str) -> None:
+def test_every_runner_runs_the_contract_command_line(runner: str, step: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk import DAG
     from lakehouse.config import PipelineConfig
     from lakehouse.runners import job_command, rendered_command, step_operator
 
+    if runner == "emr-serverless":  # a mode of the emr runner
+        runner = "emr"
+        monkeypatch.setenv("EMR_MODE", "serverless")
+        monkeypatch.setenv("EMR_SERVERLESS_APPLICATION_ID", "00fabcdefgh12345")
+        monkeypatch.setenv("EMR_SERVERLESS_EXECUTION_ROLE_ARN",
+                           "arn:aws:iam::123456789012:role/tpch-emr-serverless-job")
     config = PipelineConfig(runner=runner, lake="s3a://lake/tpch", landing="s3a://landing")
-    with DAG(dag_id=f"render_{runner}_{step}", schedule=None):
-        task = step_operator(step, config)
+    with DAG(dag_id=f"render_{runner}_{step}", schedule=None) as dag:
+        step_operator(step, config)
+    # The task whose success is the step's (EMR on a cluster: the one that watches it).
+    task = dag.get_task(step)
     _render(task, "1998-08-02")
     line = rendered_command(task)
     expected = job_command(step, config, "1998-08-02")
@@ -197,7 +206,7 @@ def test_emr_runner_brackets_the_steps_with_a_transient_cluster() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout.strip().splitlines()
     assert out[-2] == "True ['create_emr_cluster', 'notify', 'report']"
-    assert out[-1] == "['ingest', 'terminate_emr_cluster']"
+    assert out[-1] == "['submit_ingest', 'terminate_emr_cluster']"
 
 
 def test_unknown_runner_is_an_import_error_naming_it() -> None:

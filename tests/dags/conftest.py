@@ -9,11 +9,13 @@ configuration once at import.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import email
 import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -48,6 +50,53 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env`` in ``os.environ`` for the block, then restore what was there."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def parse_daily_dag() -> Any:
+    """``tpch_daily`` parsed from its file, retries waiting seconds instead of minutes.
+
+    The retry settings keep their real shape (count, backoff); only the delay shrinks.
+    """
+    import datetime as dt
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS / "tpch_daily.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags["tpch_daily"]
+    for task in dag.tasks:
+        task.retry_delay = dt.timedelta(seconds=1)
+    return dag
+
+
+def import_errors_in_a_fresh_process(**env: str) -> tuple[int, str]:
+    """Parse ``dags/`` in a new interpreter under ``env``: (import error count, errors)."""
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "print(len(bag.import_errors))\n"
+        "print(repr(bag.import_errors))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code],
+                         env={**os.environ, "PYTHONPATH": str(DAGS), **env},
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    count, errors = out.stdout.strip().splitlines()[-2:]
+    return int(count), errors
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.dags.conftest import DAGS, ROOT
+from tests.dags.conftest import DAGS, ROOT, import_errors_in_a_fresh_process
 
 STEP_TASKS = ("ingest", "silver", "gold", "quality")
 
@@ -210,15 +210,8 @@ def test_emr_runner_brackets_the_steps_with_a_transient_cluster() -> None:
 
 
 def test_unknown_runner_is_an_import_error_naming_it() -> None:
-    env = {**os.environ, "PIPELINE_RUNNER": "yarn", "PYTHONPATH": str(DAGS)}
-    code = (
-        "from airflow.dag_processing.dagbag import DagBag\n"
-        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
-        "print(len(bag.import_errors), 'yarn' in str(bag.import_errors))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True, cwd=ROOT).stdout.strip().splitlines()
-    assert out[-1] == "2 True"
+    count, errors = import_errors_in_a_fresh_process(PIPELINE_RUNNER="yarn")
+    assert count == 2 and "yarn" in errors and "is not one of emr, kubernetes, local" in errors
 
 
 def test_report_location_matches_the_job() -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.dags.conftest import DAGS, Captured
+from tests.dags.conftest import Captured, environment, parse_daily_dag
 from tests.e2e.conftest import GOLD, generate, lake_of, table_rows, table_versions
 
 if TYPE_CHECKING:
@@ -58,19 +58,11 @@ class DailyLake:
 
 def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None) -> Run:
     """Parse ``tpch_daily`` under ``env`` and run it in-process for ``ds``."""
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        bag = DagBag(dag_folder=str(DAGS / "tpch_daily.py"))
-        assert bag.import_errors == {}
-        dag = bag.dags["tpch_daily"]
-        for task in dag.tasks:
-            # Keep the real backoff settings' shape, but wait seconds instead of minutes.
-            task.retry_delay = dt.timedelta(seconds=1)
+    with environment(env):
+        dag = parse_daily_dag()
         if sensor_timeout is not None:
             sensor = dag.get_task("wait_for_drop")
             sensor.timeout, sensor.poke_interval = sensor_timeout, 1.0
@@ -80,12 +72,6 @@ def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None) -
                                                      TaskInstance.run_id == run.run_id).all()
             return Run(str(run.state), {t.task_id: t.try_number for t in tis},
                        {t.task_id: str(t.state) for t in tis})
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,7 +55,13 @@ from tests.aws import (
     start_recording,
     stop_recording,
 )
-from tests.dags.conftest import DAGS, ROOT, Captured
+from tests.dags.conftest import (
+    ROOT,
+    Captured,
+    environment,
+    import_errors_in_a_fresh_process,
+    parse_daily_dag,
+)
 
 LANDING = "s3://tpch-lakehouse-landing/drops"
 LAKE = "s3://tpch-lakehouse-lake/tpch"
@@ -142,19 +147,12 @@ def _marker_once_looked_for(endpoint: str, ds: str) -> threading.Thread:
 def run_dag(endpoint: str, ds: str, exit_codes: dict[str, list[int]] | None = None,
             before: Callable[[], object] | None = None, **env: str) -> Run:
     """Parse ``tpch_daily`` under ``env`` and run it in-process for ``ds``."""
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
     queue_exit_codes(endpoint, exit_codes or {})
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        bag = DagBag(dag_folder=str(DAGS / "tpch_daily.py"))
-        assert bag.import_errors == {}
-        dag = bag.dags["tpch_daily"]
-        for task in dag.tasks:
-            task.retry_delay = dt.timedelta(seconds=1)
+    with environment(env):
+        dag = parse_daily_dag()
         sensor = dag.get_task("wait_for_drop")
         sensor.poke_interval, sensor.timeout = 1.0, 60.0
         start_recording(endpoint)
@@ -166,12 +164,6 @@ def run_dag(endpoint: str, ds: str, exit_codes: dict[str, list[int]] | None = No
                                                      TaskInstance.run_id == run.run_id).all()
             return Run(str(run.state), {t.task_id: t.try_number for t in tis},
                        {t.task_id: str(t.state) for t in tis}, _from_airflow(endpoint))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _from_airflow(endpoint: str) -> list[Request]:
@@ -461,19 +453,9 @@ def test_the_airflow_role_allows_every_call_the_runs_made(cluster_run: Run,
 
 
 def test_serverless_mode_without_an_application_is_an_import_error_naming_it() -> None:
-    import subprocess
-    import sys
-
-    env = {**os.environ, "PIPELINE_RUNNER": "emr", "EMR_MODE": "serverless",
-           "EMR_SERVERLESS_APPLICATION_ID": "", "PYTHONPATH": str(DAGS)}
-    code = (
-        "from airflow.dag_processing.dagbag import DagBag\n"
-        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
-        "print(len(bag.import_errors), 'EMR_SERVERLESS_APPLICATION_ID' in str(bag.import_errors))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True, cwd=ROOT).stdout.strip().splitlines()
-    assert out[-1] == "2 True"
+    count, errors = import_errors_in_a_fresh_process(
+        PIPELINE_RUNNER="emr", EMR_MODE="serverless", EMR_SERVERLESS_APPLICATION_ID="")
+    assert count == 2 and "EMR_SERVERLESS_APPLICATION_ID" in errors
 
 
 def test_exit_status_is_read_from_emr_logs_and_job_run_details() -> None:

@@ -74,7 +74,7 @@ _DELTA_ON_S3: dict[str, str] = {
     "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName":
         os.environ.get("DELTA_DYNAMODB_TABLE") or DELTA_LOG_TABLE,
     "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region":
-        os.environ.get("DELTA_DYNAMODB_REGION") or "us-east-1",
+        os.environ.get("DELTA_DYNAMODB_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
 }
 
 

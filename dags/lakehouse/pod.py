@@ -15,9 +15,10 @@ the executor template mounted from a ConfigMap). This module adds what differs p
 Either way the container runs the contract's command line, ``spark-submit <runner
 options> /opt/tpch/jobs/main.py <step> --ds ... --lake ... --landing ...``.
 
-A retried or restarted task never starts a second writer: ``durable`` (Airflow 3.3's
-reattach) finds the pod of the earlier try by its task labels and follows it to the end
-instead of creating another.
+A retried or restarted task never starts a second writer: with ``durable`` (the
+provider's reattach on Airflow 3.3) the next try reconnects to the pod the earlier try
+started (its identity persisted in Airflow's task state, else found by the task's labels,
+which leave out the try number) and follows it to the end instead of creating another.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Every write in the pipeline goes through here, so the rules live in one place:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MergeResult",
+    "append_once",
     "assert_unique_keys",
     "commit_metrics",
     "delete_matching",
@@ -225,19 +227,51 @@ def _committed(spark: SparkSession, uri: str, before: int | None) -> int | None:
     return after if after is not None and after != before else None
 
 
+def _commit_info(spark: SparkSession, uri: str, version: int) -> dict[str, Any] | None:
+    """Return the ``commitInfo`` action of one commit, read from its log file.
+
+    A plain read of ``_delta_log/<version>.json`` (Delta writes ``commitInfo`` as its
+    first line), so no Spark job; ``None`` when the file is not there.
+    """
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    path = jvm.org.apache.hadoop.fs.Path(f"{uri}/_delta_log/{version:020d}.json")
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        return None
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(path), "UTF-8"))
+    try:
+        while (line := reader.readLine()) is not None:
+            action: dict[str, Any] = json.loads(line)
+            if "commitInfo" in action:
+                info: dict[str, Any] = action["commitInfo"]
+                return info
+    finally:
+        reader.close()
+    return None
+
+
 def commit_metrics(spark: SparkSession, uri: str, version: int | None) -> dict[str, int]:
-    """Return the operation metrics Delta recorded for one commit (empty for ``None``)."""
+    """Return the operation metrics Delta recorded for one commit (empty for ``None``).
+
+    They are what ``DESCRIBE HISTORY`` shows for that version, read straight from the
+    commit's log file (a Spark job less per write); the table history is the fallback
+    for a log store that keeps the commit elsewhere.
+    """
     from delta.tables import DeltaTable
 
     if version is None:
         return {}
-    row = (
-        DeltaTable.forPath(spark, uri).history()
-        .where(f"version = {int(version)}").select("operationMetrics").first()
-    )
-    if row is None or row[0] is None:
-        return {}
-    return {k: int(v) for k, v in row[0].items() if str(v).isdigit()}
+    info = _commit_info(spark, uri, int(version))
+    if info is not None:
+        metrics: dict[str, Any] = info.get("operationMetrics") or {}
+    else:
+        row = (
+            DeltaTable.forPath(spark, uri).history()
+            .where(f"version = {int(version)}").select("operationMetrics").first()
+        )
+        metrics = {} if row is None or row[0] is None else row[0]
+    return {k: int(v) for k, v in metrics.items() if str(v).isdigit()}
 
 
 def merge_latest(
@@ -406,6 +440,26 @@ def replace_where(spark: SparkSession, uri: str, df: DataFrame, predicate: str,
     with_conflict_retry(run, f"replace {predicate} in {uri}")
     version = _committed(spark, uri, before)
     return MergeResult(uri, version, commit_metrics(spark, uri, version))
+
+
+def append_once(spark: SparkSession, uri: str, df: DataFrame, app_id: str) -> None:
+    """Append rows exactly once: a repeated call with the same ``app_id`` writes nothing.
+
+    Delta's idempotent writes record ``txnAppId``/``txnVersion`` in the commit and skip a
+    later write of the same pair, so the rows land once even when the append is retried
+    after an ambiguous failure; unlike a MERGE, no target rows are read. The rows go
+    into one file (they are few: ledger rows).
+
+    :param spark: active session.
+    :param uri: table location (must exist).
+    :param df: the rows to append.
+    :param app_id: id of this logical write, unique per table (e.g. ``ops-runs-<run id>``).
+    """
+    with_conflict_retry(
+        lambda: df.coalesce(1).write.format("delta").mode("append")
+        .option("txnAppId", app_id).option("txnVersion", 0).save(uri),
+        f"append {app_id} to {uri}",
+    )
 
 
 def update_matching(

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jobs.delta_io import ensure_table, is_delta_table, merge_rows, with_conflict_retry
+from jobs.delta_io import append_once, ensure_table, is_delta_table
 from jobs.metrics import StepMetrics, publish
 
 if TYPE_CHECKING:
@@ -128,12 +128,8 @@ class Run:
             self.rows_duplicate, self.delta_versions,
             json.dumps(self.details, sort_keys=True, default=str), message,
         )
-        df = self.spark.createDataFrame([row], runs_schema())
-        with_conflict_retry(
-            lambda: df.write.format("delta").mode("append")
-            .option("txnAppId", f"ops-runs-{self.run_id}").option("txnVersion", 0).save(uri),
-            f"ledger row {self.run_id}",
-        )
+        append_once(self.spark, uri, self.spark.createDataFrame([row], runs_schema()),
+                    f"ops-runs-{self.run_id}")
         publish(StepMetrics(
             step=self.step, ds=self.ds, status=status, started_at=self.started_at,
             ended_at=ended,
@@ -198,7 +194,11 @@ class DqResult:
 
 
 def record_dq(run: Run, results: Iterable[DqResult]) -> None:
-    """Write expectation results of a run to ``ops/dq_results`` (insert-only MERGE)."""
+    """Write expectation results of a run to ``ops/dq_results`` (once per run).
+
+    An idempotent append keyed by the run id, like the run's own ledger row: a retried
+    write adds nothing, and no existing results are read.
+    """
     rows = [
         (run.run_id, r.table, run.ds, r.expectation, r.action, int(r.failed_rows), r.outcome,
          dt.datetime.now(dt.UTC).replace(tzinfo=None))
@@ -208,5 +208,5 @@ def record_dq(run: Run, results: Iterable[DqResult]) -> None:
         return
     uri = run.lake.table("ops", "dq_results")
     ensure_table(run.spark, uri, dq_schema())
-    df = run.spark.createDataFrame(rows, dq_schema())
-    merge_rows(run.spark, uri, df, ["run_id", "table", "expectation"])
+    append_once(run.spark, uri, run.spark.createDataFrame(rows, dq_schema()),
+                f"ops-dq-{run.run_id}")

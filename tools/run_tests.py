@@ -1,9 +1,9 @@
 """``make test``: the whole suite as two pytest processes side by side.
 
 The Airflow end-to-end tests run their jobs as ``spark-submit`` subprocesses and spend
-much of their time waiting on them and on Airflow (so do the EMR tests on a moto server
-and the deployment checks, which wait on checkov, kustomize and hadolint); every other
-test shares one in-process Spark session. On two cores the two groups overlap well, so
+much of their time waiting on them and on Airflow (so do the deployment checks, which
+wait on checkov, kustomize, hadolint and kubernetes-validate); every other test shares
+one in-process Spark session. On two cores the two groups overlap well, so
 they run as two concurrent pytest processes (each group builds its session fixtures
 once). Both groups always run to the end; the exit status is non-zero if either failed.
 Any arguments are passed to a single, ordinary pytest run instead
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Group 2: what mostly waits on other processes (Airflow, spark-submit, moto, checkov).
 AIRFLOW_E2E = ("tests/dags/test_daily_run.py", "tests/dags/test_live_airflow.py",
-               "tests/dags/test_emr_runner.py", "tests/deploy")
+               "tests/dags/test_kubernetes_runner.py", "tests/deploy")
 
 
 def main(argv: list[str]) -> int:

@@ -296,14 +296,20 @@ def test_job_image_entrypoint_is_the_dag_job_command(
 
 
 def test_job_image_fetches_the_jars_of_the_settings(job: list[Stage]) -> None:
-    from jobs.settings import DELTA_VERSION, OPENLINEAGE_VERSION, RUNTIMES, SPARK_JARS
+    from jobs.settings import (
+        DELTA_VERSION,
+        OPENLINEAGE_JAR,
+        OPENLINEAGE_VERSION,
+        RUNTIMES,
+        SPARK_JARS,
+    )
 
     jars = next(stage for stage in job if stage.name == "jars")
     assert jars.args()["DELTA_VERSION"] == DELTA_VERSION
     assert jars.args()["OPENLINEAGE_VERSION"] == OPENLINEAGE_VERSION
     fetched = fetched_artifacts(jars)
     # Every jar of the local classpath (Delta, the OpenLineage listener) is in the image.
-    assert set(SPARK_JARS) <= fetched
+    assert {*SPARK_JARS, OPENLINEAGE_JAR} <= fetched
     # The kubernetes runtime commits through the DynamoDB log store: its jar must be there.
     log_store = RUNTIMES["kubernetes"].conf["spark.delta.logStore.s3a.impl"]
     assert log_store == "io.delta.storage.S3DynamoDBLogStore"

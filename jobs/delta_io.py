@@ -199,14 +199,17 @@ def assert_unique_keys(df: DataFrame, key: Sequence[str], what: str) -> None:
     :param df: the MERGE source.
     :param key: key columns.
     :param what: description for the error.
-    :raises ValueError: naming the first duplicated key.
+    :raises ValueError: naming the most repeated key and its number of rows.
     """
     from pyspark.sql import functions as F
 
-    dup = df.groupBy(*key).count().where(F.col("count") > 1).first()
-    if dup is not None:
-        raise ValueError(f"{what}: MERGE source has {dup['count']} rows for key "
-                         f"{dict(zip(key, dup[:len(key)], strict=True))}")
+    # One global aggregate (a single Spark job): the most repeated key and its count.
+    top = df.groupBy(*key).count().agg(
+        F.max("count").alias("n"), F.max_by(F.struct(*key), "count").alias("key")
+    ).first()
+    if top is not None and top["n"] is not None and top["n"] > 1:
+        raise ValueError(f"{what}: MERGE source has {top['n']} rows for key "
+                         f"{top['key'].asDict()}")
 
 
 def _check_columns(df: DataFrame, required: Sequence[str], what: str) -> None:

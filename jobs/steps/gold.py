@@ -17,12 +17,14 @@ versions changes nothing; ``--force`` recomputes every date, with the same resul
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from jobs.delta_io import ensure_table, latest_version, replace_where, sql_in
-from jobs.ledger import last_success, start_run
+from jobs.ledger import Run, last_success, start_run
 from jobs.schemas import CDF_TABLES
-from jobs.steps.common import StepContext, fingerprint, log
+from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.transforms.gold import daily_line_summary, revenue_by_nation
 
 if TYPE_CHECKING:
@@ -70,10 +72,52 @@ def _distinct(df: DataFrame, column: str) -> set[dt.date]:
     return {r[0] for r in df.select(column).distinct().collect() if r[0] is not None}
 
 
+Touched = tuple[set[dt.date], set[dt.date], bool]
+
+
+def _lineitem_touched(li: DataFrame, orders_now: DataFrame) -> Touched:
+    """Ship dates of changed line items, and the order dates of their orders."""
+    from pyspark.sql import functions as F
+
+    li = li.select("l_orderkey", "l_shipdate", "_order_month").cache()
+    try:
+        ship = _distinct(li, "l_shipdate")
+        months = sorted(_distinct(li, "_order_month"))
+        order: set[dt.date] = set()
+        if months:
+            order = _distinct(
+                orders_now.where(F.expr(f"_order_month IN {sql_in(months)}"))
+                .join(li.select(F.col("l_orderkey").alias("o_orderkey")).distinct(), "o_orderkey",
+                      "left_semi"),
+                "o_orderdate",
+            )
+    finally:
+        li.unpersist()
+    return ship, order, False
+
+
+def _orders_touched(o: DataFrame) -> Touched:
+    """Order dates of changed orders."""
+    return set(), _distinct(o, "o_orderdate"), False
+
+
+def _nation_touched(n: DataFrame) -> Touched:
+    """A nation change (its name) recomputes every order date."""
+    return set(), set(), n.limit(1).count() > 0
+
+
+def _customer_touched(c: DataFrame, orders_now: DataFrame) -> Touched:
+    """Order dates of every order of a customer whose history changed."""
+    keys = c.select("c_custkey").distinct().withColumnRenamed("c_custkey", "o_custkey")
+    return set(), _distinct(orders_now.join(keys, "o_custkey", "left_semi"), "o_orderdate"), False
+
+
 def touched_dates(
     spark: SparkSession, silver: dict[str, str], since: dict[str, int], now: dict[str, int]
-) -> tuple[set[dt.date], set[dt.date], bool]:
+) -> Touched:
     """Dates touched by silver changes between two sets of versions.
+
+    The change feeds of the tables are independent, so they are read side by side.
 
     :param spark: active session.
     :param silver: table name -> silver URI.
@@ -81,48 +125,68 @@ def touched_dates(
     :param now: table name -> current version.
     :return: ship dates, order dates, and whether every order date must be recomputed.
     """
-    from pyspark.sql import functions as F
 
     def changed(name: str) -> DataFrame | None:
         if name not in now or since.get(name, -1) >= now[name]:
             return None
         return _changes(spark, silver[name], since.get(name, -1) + 1, now[name])
 
-    ship: set[dt.date] = set()
-    order: set[dt.date] = set()
     orders_now = spark.read.format("delta").load(silver["orders"])
-    li = changed("lineitem")
-    if li is not None:
-        li = li.select("l_orderkey", "l_shipdate", "_order_month").cache()
-        ship |= _distinct(li, "l_shipdate")
-        months = sorted(_distinct(li, "_order_month"))
-        if months:
-            order |= _distinct(
-                orders_now.where(F.expr(f"_order_month IN {sql_in(months)}"))
-                .join(li.select(F.col("l_orderkey").alias("o_orderkey")).distinct(), "o_orderkey",
-                      "left_semi"),
-                "o_orderdate",
-            )
-        li.unpersist()
-    o = changed("orders")
-    if o is not None:
-        order |= _distinct(o, "o_orderdate")
-    c = changed("customer")
-    if c is not None:
-        keys = c.select("c_custkey").distinct()
-        order |= _distinct(
-            orders_now.join(keys.withColumnRenamed("c_custkey", "o_custkey"), "o_custkey",
-                            "left_semi"),
-            "o_orderdate",
-        )
-    n = changed("nation")
-    everything = n is not None and n.limit(1).count() > 0
-    return ship, order, everything
+    tasks: dict[str, Callable[[], Touched]] = {}
+    if (li := changed("lineitem")) is not None:
+        tasks["lineitem"] = partial(_lineitem_touched, li, orders_now)
+    if (o := changed("orders")) is not None:
+        tasks["orders"] = partial(_orders_touched, o)
+    if (c := changed("customer")) is not None:
+        tasks["customer"] = partial(_customer_touched, c, orders_now)
+    if (n := changed("nation")) is not None:
+        tasks["nation"] = partial(_nation_touched, n)
+    parts = list(run_parallel(tasks).values())
+    return (
+        set().union(*(p[0] for p in parts)),
+        set().union(*(p[1] for p in parts)),
+        any(p[2] for p in parts),
+    )
 
 
 def _new_rows(metrics: dict[str, int]) -> int:
     # replaceWhere also rewrites untouched rows of the files it replaces; those are copies.
     return metrics.get("numOutputRows", 0) - metrics.get("numCopiedRows", 0)
+
+
+def _summary(lineitem: DataFrame, ship: set[dt.date] | None) -> tuple[DataFrame, str]:
+    """``daily_line_summary`` rows for some ship dates (``None``: all) and their predicate."""
+    from pyspark.sql import functions as F
+
+    if ship is None:
+        return daily_line_summary(lineitem), "true"
+    dates = sorted(ship)
+    return (daily_line_summary(lineitem.where(F.col("l_shipdate").isin(dates))),
+            f"ship_date IN {sql_in(dates)}")
+
+
+def _revenue(read: dict[str, DataFrame], order: set[dt.date] | None) -> tuple[DataFrame, str]:
+    """``revenue_by_nation`` rows for some order dates (``None``: all) and their predicate."""
+    from pyspark.sql import functions as F
+
+    orders, lineitem = read["orders"], read["lineitem"]
+    predicate = "true"
+    if order is not None:
+        dates = sorted(order)
+        months = sorted({d.replace(day=1) for d in dates})
+        month_filter = F.expr(f"_order_month IN {sql_in(months)}")
+        orders = orders.where(month_filter & F.col("o_orderdate").isin(dates))
+        lineitem = lineitem.where(month_filter)
+        predicate = f"order_date IN {sql_in(dates)}"
+    return revenue_by_nation(orders, lineitem, read["customer"], read["nation"]), predicate
+
+
+def _publish(spark: SparkSession, run_: Run, name: str, uri: str, df: DataFrame,
+             predicate: str) -> None:
+    """Replace the rows of one mart that match ``predicate`` and record the write."""
+    result = replace_where(spark, uri, df.select(*gold_schema(name).names), predicate)
+    run_.wrote(name, result.version)
+    run_.count("written", name, _new_rows(result.metrics))
 
 
 def run(ctx: StepContext) -> bool:
@@ -131,8 +195,6 @@ def run(ctx: StepContext) -> bool:
     :param ctx: step context.
     :return: ``False`` when silver has not changed since (nothing to do).
     """
-    from pyspark.sql import functions as F
-
     spark = ctx.spark
     silver = {name: ctx.lake.table("silver", name) for name in CDF_TABLES}
     now = {name: v for name, uri in silver.items() if (v := latest_version(spark, uri)) is not None}
@@ -168,40 +230,18 @@ def run(ctx: StepContext) -> bool:
     read = {n: spark.read.format("delta").load(u) for n, u in silver.items() if n in now}
     details: dict[str, Any] = run_.details
 
-    lineitem = read["lineitem"]
-    if full:
-        summary = daily_line_summary(lineitem)
-        predicate = "true"
-    elif ship:
-        summary = daily_line_summary(lineitem.where(F.col("l_shipdate").isin(sorted(ship))))
-        predicate = f"ship_date IN {sql_in(sorted(ship))}"
+    marts: dict[str, tuple[DataFrame, str]] = {}
     if full or ship:
-        result = replace_where(spark, gold["daily_line_summary"],
-                               summary.select(*gold_schema("daily_line_summary").names),
-                               predicate)
-        run_.wrote("daily_line_summary", result.version)
-        run_.count("written", "daily_line_summary", _new_rows(result.metrics))
+        marts["daily_line_summary"] = _summary(read["lineitem"], None if full else ship)
     details["ship_dates"] = len(ship) if not full else "all"
-
-    customer = read.get("customer")
-    nation = read.get("nation")
-    if customer is not None and nation is not None and (everything or order):
-        orders = read["orders"]
-        if everything:
-            predicate = "true"
-        else:
-            dates = sorted(order)
-            months = sorted({d.replace(day=1) for d in dates})
-            month_filter = F.expr(f"_order_month IN {sql_in(months)}")
-            orders = orders.where(month_filter & F.col("o_orderdate").isin(dates))
-            lineitem = lineitem.where(month_filter)
-            predicate = f"order_date IN {sql_in(dates)}"
-        revenue = revenue_by_nation(orders, lineitem, customer, nation)
-        result = replace_where(spark, gold["revenue_by_nation"],
-                               revenue.select(*gold_schema("revenue_by_nation").names), predicate)
-        run_.wrote("revenue_by_nation", result.version)
-        run_.count("written", "revenue_by_nation", _new_rows(result.metrics))
+    if "customer" in read and "nation" in read and (everything or order):
+        marts["revenue_by_nation"] = _revenue(read, None if everything else order)
     details["order_dates"] = "all" if everything else len(order)
+    # The marts are separate tables: their replaceWhere writes run side by side.
+    run_parallel({
+        name: partial(_publish, spark, run_, name, gold[name], df, predicate)
+        for name, (df, predicate) in marts.items()
+    })
     run_.write("succeeded")
     log.info("gold %s: ship dates %s, order dates %s", ctx.ds, details["ship_dates"],
              details["order_dates"])

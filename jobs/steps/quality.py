@@ -1,8 +1,10 @@
 """Step ``quality``: dataset-level expectations and the publish gate for gold.
 
 Checks are declarative: a table, a name, an action and a SQL query that counts
-violations over the views ``silver_<table>``, ``gold_<table>`` and ``months`` (the order
-months the run date's silver run touched). Results go to ``ops/dq_results``.
+violations over the views ``silver_<table>`` and ``gold_<table>``. The placeholder
+``{months}`` in a query stands for the order months the run date's silver run touched; it
+is rendered as a list of literals, so Delta prunes the other partitions before it reads a
+file. Results go to ``ops/dq_results``.
 
 When a ``fail`` check finds violations, gold is restored to the versions it had before
 the gold runs that this gate has not yet passed (Delta ``RESTORE``), those runs are marked
@@ -13,13 +15,15 @@ stage-then-publish: readers see the restored version as one atomic commit).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from jobs.delta_io import is_delta_table, latest_version, with_conflict_retry
+from jobs.delta_io import is_delta_table, latest_version, sql_in, with_conflict_retry
 from jobs.errors import ConfigError, QualityGateError
 from jobs.expectations import Action
 from jobs.ledger import DqResult, last_success, record_dq, start_run
@@ -30,7 +34,12 @@ from jobs.tpch import TABLES
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["CHECKS", "DatasetCheck", "max_quarantine_ratio", "run"]
+__all__ = ["CHECKS", "MONTHS", "DatasetCheck", "max_quarantine_ratio", "run"]
+
+# Placeholder for the touched order months in a check's query (see DatasetCheck.query).
+MONTHS = "{months}"
+# Stands for "no month": no partition holds it, so a check over no months finds nothing.
+_NO_MONTH = dt.date(1, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,8 @@ class DatasetCheck:
     :param table: the table it is about.
     :param name: expectation name.
     :param action: ``warn`` or ``fail``.
-    :param sql: query returning one row with one column: the number of violations.
+    :param sql: query returning one row with one column: the number of violations; it may
+        use :data:`MONTHS` for the touched order months.
     """
 
     table: str
@@ -48,10 +58,18 @@ class DatasetCheck:
     action: Action
     sql: str
 
+    def query(self, months: Sequence[dt.date]) -> str:
+        """Return the query with :data:`MONTHS` rendered as a literal ``IN`` list.
+
+        :param months: the order months the run date's silver run touched (may be empty).
+        :return: SQL ready to run.
+        """
+        return self.sql.replace(MONTHS, sql_in(sorted(months) or [_NO_MONTH]))
+
 
 def _key_unique(name: str) -> DatasetCheck:
     table = TABLES[name]
-    where = "WHERE _order_month IN (SELECT m FROM months)" if table.partition_by else ""
+    where = f"WHERE _order_month IN {MONTHS}" if table.partition_by else ""
     keys = ", ".join(table.key)
     if name == "customer":
         keys += ", valid_from"
@@ -77,14 +95,16 @@ CHECKS: tuple[DatasetCheck, ...] = (
     ),
     DatasetCheck(
         "lineitem", "lineitem_has_order", "fail",
-        "SELECT count(*) FROM silver_lineitem l LEFT ANTI JOIN silver_orders o "
+        # The join matches months, so only the orders of those months can match.
+        "SELECT count(*) FROM silver_lineitem l LEFT ANTI JOIN "
+        f"(SELECT * FROM silver_orders WHERE _order_month IN {MONTHS}) o "
         "ON l.l_orderkey = o.o_orderkey AND l._order_month = o._order_month "
-        "WHERE l._order_month IN (SELECT m FROM months)",
+        f"WHERE l._order_month IN {MONTHS}",
     ),
     DatasetCheck(
         "daily_line_summary", "daily_line_summary_reconciles", "fail",
         "WITH dates AS (SELECT DISTINCT l_shipdate AS d FROM silver_lineitem "
-        "  WHERE _order_month IN (SELECT m FROM months)), "
+        f"  WHERE _order_month IN {MONTHS}), "
         "fresh AS (SELECT l_shipdate AS ship_date, l_returnflag, l_linestatus, "
         "  sum(l_extendedprice * (1 - l_discount)) AS disc, count(*) AS n FROM silver_lineitem "
         "  WHERE l_shipdate IN (SELECT d FROM dates) GROUP BY 1, 2, 3), "
@@ -115,7 +135,7 @@ def max_quarantine_ratio() -> float:
     return value
 
 
-def _register_views(ctx: StepContext, months: list[str]) -> list[str]:
+def _register_views(ctx: StepContext) -> list[str]:
     """Register the views the checks use; return the names of the missing tables."""
 
     spark = ctx.spark
@@ -127,8 +147,6 @@ def _register_views(ctx: StepContext, months: list[str]) -> list[str]:
                 spark.read.format("delta").load(uri).createOrReplaceTempView(f"{layer}_{name}")
             else:
                 missing.append(f"{layer}_{name}")
-    spark.createDataFrame([(m,) for m in months] or [("0001-01-01",)], "m string") \
-        .selectExpr("CAST(m AS DATE) AS m").createOrReplaceTempView("months")
     return missing
 
 
@@ -179,24 +197,29 @@ def run(ctx: StepContext) -> bool:
     """
     spark = ctx.spark
     threshold = max_quarantine_ratio()
-    silver_run = last_success(spark, ctx.lake, "silver", ctx.ds)
-    gold_run = last_success(spark, ctx.lake, "gold")
+    # Three independent ledger look-ups, side by side.
+    found = run_parallel({
+        "silver": partial(last_success, spark, ctx.lake, "silver", ctx.ds),
+        "gold": partial(last_success, spark, ctx.lake, "gold"),
+        "quality": partial(last_success, spark, ctx.lake, "quality", ctx.ds),
+    })
+    silver_run, gold_run, previous = found["silver"], found["gold"], found["quality"]
     # The inputs are this drop's silver run and the published gold: when neither ran
     # again, the verdict cannot change (OPTIMIZE/VACUUM commits do not count).
     fp = fingerprint({"silver_run": silver_run and silver_run["run_id"],
                       "gold_run": gold_run and gold_run["run_id"], "threshold": threshold})
-    previous = last_success(spark, ctx.lake, "quality", ctx.ds)
     if previous and previous["input_fingerprint"] == fp and not ctx.force:
         log.info("quality %s: nothing changed since run %s", ctx.ds, previous["run_id"])
         return False
     run_ = start_run(spark, ctx.lake, "quality", ctx.ds, fp)
-    months: list[str] = []
+    months: set[dt.date] = set()
     if silver_run is not None:
         touched = json.loads(silver_run["details"]).get("touched_months", {})
-        months = sorted({m for ms in touched.values() for m in ms})
-    missing = _register_views(ctx, months)
+        months = {dt.date.fromisoformat(m) for ms in touched.values() for m in ms}
+    missing = _register_views(ctx)
+
     def evaluate(check: DatasetCheck) -> DqResult:
-        row = spark.sql(check.sql).first()
+        row = spark.sql(check.query(sorted(months))).first()
         return DqResult(check.table, check.name, check.action, int(row[0] if row else 0))
 
     # Checks over missing tables are skipped: nothing to check yet.

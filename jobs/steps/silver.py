@@ -10,6 +10,10 @@ MERGE the good rows so that the newest ``_ds`` wins. The order of work inside a 
 4. the drop's deletions applied to orders and line items (``t._ds <= tombstone ds``);
 5. line items, plus earlier orphans parked in quarantine whose order may now exist.
 
+Steps 1 and 2-4 write different tables and read nothing of each other, so they run side
+by side (the dimensions first when one of them has a fail-level expectation, whose
+failure must stop the run before orders are merged); line items wait for both.
+
 Each rule only compares ``_ds`` values, never processing order, so drops processed in any
 order, repeated or back-filled converge to the same tables.
 
@@ -23,8 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -259,6 +262,13 @@ class _Silver:
             self.note_merge("customer", result.version, result.metrics)
         prepared.unpersist()
 
+    def orders_and_deletes(self) -> None:
+        """RF2 tombstones, then orders, then the drop's deletions (in this order)."""
+        deletes = self.order_tombstones()
+        self.orders()
+        if deletes is not None:
+            self.apply_deletes(deletes)
+
     def order_tombstones(self) -> DataFrame | None:
         """Merge this drop's RF2 deletions into the tombstones; return them (key, _ds)."""
         from pyspark.sql import functions as F
@@ -301,15 +311,17 @@ class _Silver:
             "_order_month", F.trunc("o_orderdate", "month"))
         tomb = self.tombstones().select("o_orderkey", F.col("_ds").alias("_tomb_ds"))
         flagged = clean.join(tomb, "o_orderkey", "left").withColumn(
-            "_deleted", F.coalesce(F.col("_tomb_ds") >= F.col("_ds"), F.lit(False)))
-        source = flagged.where(~F.col("_deleted")).select(*silver_columns(table)).cache()
-        superseded = flagged.where(F.col("_deleted")).count()
+            "_deleted", F.coalesce(F.col("_tomb_ds") >= F.col("_ds"), F.lit(False))).cache()
+        # One pass gives both the rows superseded by a deletion and the months of the rest.
+        by_month = flagged.groupBy("_deleted", "_order_month").count().collect()
+        superseded = sum(r["count"] for r in by_month if r["_deleted"])
         self.run.details.setdefault("superseded_by_delete", {})["orders"] = superseded
         self.run.count("written", "orders", 0)
+        source = flagged.where(~F.col("_deleted")).select(*silver_columns(table))
         # Materialised before the MERGE rewrites the table it was read from.
         existing = self.order_lookup(source).localCheckpoint(eager=True)
         months = sorted(
-            {r[0] for r in source.select("_order_month").distinct().collect()}
+            {r["_order_month"] for r in by_month if not r["_deleted"]}
             | {r[0] for r in existing.select("_old_month").distinct().collect()}
         )
         if months:
@@ -318,7 +330,7 @@ class _Silver:
                                   f"t._order_month IN {sql_in(months)}")
             self.note_merge("orders", result.version, result.metrics)
             self.cascade_month_moves(source, existing)
-        source.unpersist()
+        flagged.unpersist()
         prepared.unpersist()
 
     def cascade_month_moves(self, source: DataFrame, existing: DataFrame) -> None:
@@ -468,9 +480,9 @@ class _Silver:
             "_ds", "_source_file", "_line_number",
             F.when(F.size("_reasons") > 0, F.col("_reasons")).alias("_new_reasons"),
         ).cache()
-        if resolved.limit(1).count():
+        ds_list = sorted({r[0] for r in resolved.select("_ds").distinct().collect()})
+        if ds_list:
             uri = self.ctx.lake.table("quarantine", "lineitem")
-            ds_list = sorted({r[0] for r in resolved.select("_ds").distinct().collect()})
             result = merge_rows(
                 self.spark, uri, resolved, ["_ds", "_source_file", "_line_number"],
                 update_condition="s._new_reasons IS NOT NULL",
@@ -487,27 +499,36 @@ def _quarantined_before(ctx: StepContext, present: set[str]) -> dict[str, int]:
     """Tables of this drop that hold quarantine rows from an earlier run of it."""
     from pyspark.sql import functions as F
 
-    found: dict[str, int] = {}
-    for name in sorted(present):
-        uri = ctx.lake.table("quarantine", name)
-        if is_delta_table(ctx.spark, uri):
-            found[name] = 1
-    if not found:
-        return found
-    return {
-        name: 1 for name in found
-        if ctx.spark.read.format("delta").load(ctx.lake.table("quarantine", name))
-        .where(F.col("_ds") == F.lit(ctx.ds_str).cast("date")).limit(1).count()
-    }
+    def has_rows(uri: str) -> bool:
+        return bool(ctx.spark.read.format("delta").load(uri)
+                    .where(F.col("_ds") == F.lit(ctx.ds_str).cast("date")).limit(1).count())
+
+    uris = {name: ctx.lake.table("quarantine", name) for name in sorted(present)}
+    # One small query per existing table; they are independent, so they run side by side.
+    found = run_parallel({
+        name: partial(has_rows, uri) for name, uri in uris.items()
+        if is_delta_table(ctx.spark, uri)
+    })
+    return {name: 1 for name, hit in found.items() if hit}
 
 
-@contextmanager
-def _timed(run_: Run, name: str) -> Iterator[None]:
+def _timed(run_: Run, name: str, work: Callable[[], object]) -> None:
+    """Run one part of the step and record its duration in the ledger's details."""
     start = time.monotonic()
-    yield
+    work()
     seconds = round(time.monotonic() - start, 2)
     run_.details.setdefault("seconds", {})[name] = seconds
     log.info("silver %s: %s took %.1fs", run_.ds, name, seconds)
+
+
+def _dimension_gate(present: set[str]) -> bool:
+    """Whether a fail-level expectation of a dimension in the drop could stop the run.
+
+    Such a failure must stop the step before orders and line items are merged, so the
+    dimensions then go first; without one, they run beside the orders.
+    """
+    return any(e.action == "fail" for name in DIMENSIONS if name in present
+               for e in expectations_for(name))
 
 
 def run(ctx: StepContext) -> bool:
@@ -518,11 +539,14 @@ def run(ctx: StepContext) -> bool:
         successful run), ``True`` otherwise.
     :raises DropNotReadyError: when the drop has not been ingested.
     """
-    ingest = last_success(ctx.spark, ctx.lake, "ingest", ctx.ds)
+    found = run_parallel({
+        step: partial(last_success, ctx.spark, ctx.lake, step, ctx.ds)
+        for step in ("ingest", "silver")
+    })
+    ingest, previous = found["ingest"], found["silver"]
     if ingest is None:
         raise DropNotReadyError(f"silver {ctx.ds}: the drop has not been ingested yet")
     fp = fingerprint({"ingest": ingest["input_fingerprint"]})
-    previous = last_success(ctx.spark, ctx.lake, "silver", ctx.ds)
     if previous and previous["input_fingerprint"] == fp and not ctx.force:
         log.info("silver %s: input unchanged since run %s, nothing to do", ctx.ds,
                  previous["run_id"])
@@ -531,20 +555,23 @@ def run(ctx: StepContext) -> bool:
     present = set(json.loads(ingest["details"] or "{}").get("files", {}))
     # Any earlier run of this drop (even a killed one) may have left quarantine rows.
     work = _Silver(ctx, run_, present, _quarantined_before(ctx, present))
+    dimensions = {
+        name: work.customer if name == "customer" else partial(work.latest_dimension, name)
+        for name in DIMENSIONS
+    }
+    groups = {
+        "dimensions": partial(_timed, run_, "dimensions", partial(run_parallel, dimensions)),
+        "orders": partial(_timed, run_, "orders", work.orders_and_deletes),
+    }
     try:
-        with _timed(run_, "dimensions"):
-            run_parallel({
-                name: work.customer if name == "customer"
-                else partial(work.latest_dimension, name)
-                for name in DIMENSIONS
-            })
-        with _timed(run_, "orders"):
-            deletes = work.order_tombstones()
-            work.orders()
-            if deletes is not None:
-                work.apply_deletes(deletes)
-        with _timed(run_, "lineitem"):
-            work.lineitem()
+        if _dimension_gate(present):
+            for group in groups.values():
+                group()
+        else:
+            # Dimensions and orders write different tables and read nothing of each other:
+            # they run side by side, which keeps both cores busy on small drops.
+            run_parallel(groups)
+        _timed(run_, "lineitem", work.lineitem)
     except QualityGateError as exc:
         record_dq(run_, work.dq)
         run_.write("failed", str(exc))

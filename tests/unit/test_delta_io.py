@@ -15,6 +15,8 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs.delta_io import (
+    append_once,
+    commit_metrics,
     ensure_table,
     latest_version,
     merge_latest,
@@ -163,6 +165,38 @@ def test_replace_where_replaces_exactly_the_matching_rows(
     # Delta counts rows copied out of rewritten files as output rows too.
     assert result.metrics["numOutputRows"] - result.metrics["numCopiedRows"] == 1
     assert result.metrics["numDeletedRows"] == 2
+
+
+def test_commit_metrics_are_the_ones_the_table_history_shows(
+    spark: SparkSession, template: Path, tmp_path: Path
+) -> None:
+    from delta.tables import DeltaTable
+
+    uri = seeded(template, tmp_path)
+    history = DeltaTable.forPath(spark, uri).history().where("version = 1").first()
+    assert history is not None
+
+    metrics = commit_metrics(spark, uri, 1)
+
+    assert metrics == {k: int(v) for k, v in history["operationMetrics"].items()}
+    assert metrics["numOutputRows"] == len(SEED)
+    assert commit_metrics(spark, uri, None) == {}
+
+
+# -- append_once ---------------------------------------------------------------------------
+
+def test_append_once_adds_the_rows_once_per_app_id(
+    spark: SparkSession, template: Path, tmp_path: Path
+) -> None:
+    uri = seeded(template, tmp_path)
+    new = rows(spark, [(6, "f", D3, 60), (7, "g", D3, 70)])
+
+    append_once(spark, uri, new, "run-1")
+    append_once(spark, uri, new, "run-1")  # a retried write of the same run
+
+    expected = rows(spark, [*SEED, (6, "f", D3, 60), (7, "g", D3, 70)])
+    assert_df_equality(table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
+    assert latest_version(spark, uri) == 2
 
 
 # -- sql_in --------------------------------------------------------------------------------

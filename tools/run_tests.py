@@ -12,6 +12,7 @@ Any arguments are passed to a single, ordinary pytest run instead
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # Group 2: what mostly waits on other processes (Airflow, spark-submit, moto, checkov).
 AIRFLOW_E2E = ("tests/dags/test_daily_run.py", "tests/dags/test_live_airflow.py",
                "tests/dags/test_kubernetes_runner.py", "tests/deploy")
+# Group 2 starts about twenty short-lived spark-submit JVMs on SF 0.01 data. For those,
+# the quick (C1) JIT and the serial collector save about 10 s of CPU each (26 -> 16 s for
+# a step with nothing to do, 154 -> 127 s for `all` on the initial load); a long-lived
+# session, like group 1's, does better with the default JIT. A value already set wins.
+SHORT_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def main(argv: list[str]) -> int:
@@ -29,8 +35,9 @@ def main(argv: list[str]) -> int:
     if argv:
         return subprocess.call([*pytest, *argv], cwd=ROOT)
     with tempfile.TemporaryFile(mode="w+") as airflow_log:
+        env = {"SPARK_SUBMIT_OPTS": SHORT_JVM_OPTS, **os.environ}
         airflow = subprocess.Popen([*pytest, *AIRFLOW_E2E], cwd=ROOT, stdout=airflow_log,
-                                   stderr=subprocess.STDOUT, text=True)
+                                   stderr=subprocess.STDOUT, text=True, env=env)
         ignore = [f"--ignore={path}" for path in AIRFLOW_E2E]
         print(f"== group 1 of 2: every test except {', '.join(AIRFLOW_E2E)}", flush=True)
         rest = subprocess.call([*pytest, *ignore], cwd=ROOT)

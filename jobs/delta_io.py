@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from jobs import fault
+
 if TYPE_CHECKING:
     from delta.tables import DeltaMergeBuilder, DeltaTable
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -84,6 +86,8 @@ def with_conflict_retry(
     attempts: int = 5,
     base_delay: float = 0.5,
     max_delay: float = 8.0,
+    *,
+    uri: str | None = None,
 ) -> T:
     """Run a write, retrying Delta write conflicts with exponential backoff and jitter.
 
@@ -92,13 +96,17 @@ def with_conflict_retry(
     :param attempts: total attempts before the conflict propagates.
     :param base_delay: first backoff in seconds.
     :param max_delay: backoff cap in seconds.
+    :param uri: the table written; names the crash-test points around the write
+        (``before_write:``/``after_write:`` in :mod:`jobs.fault`).
     :return: what ``action`` returns.
     """
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
+    if uri is not None:
+        fault.before_write(uri)
     for attempt in range(1, attempts + 1):
         try:
-            return action()
+            result = action()
         except Exception as exc:
             if not is_conflict(exc) or attempt == attempts:
                 raise
@@ -106,6 +114,10 @@ def with_conflict_retry(
             log.warning("%s: write conflict (attempt %d/%d), retrying in %.1fs: %s",
                         what, attempt, attempts, delay, str(exc).splitlines()[0])
             time.sleep(delay)
+            continue
+        if uri is not None:
+            fault.after_write(uri)
+        return result
     raise AssertionError("unreachable")
 
 
@@ -138,7 +150,7 @@ def ensure_table(
             builder = builder.property(key, value)
         return builder.execute()
 
-    return with_conflict_retry(create, f"create {uri}")
+    return with_conflict_retry(create, f"create {uri}", uri=uri)
 
 
 def latest_version(spark: SparkSession, uri: str) -> int | None:
@@ -320,7 +332,7 @@ def merge_latest(
             .execute()
         )
 
-    metrics = _merge_metrics(with_conflict_retry(run, f"merge into {uri}"))
+    metrics = _merge_metrics(with_conflict_retry(run, f"merge into {uri}", uri=uri))
     return MergeResult(uri, _committed(spark, uri, before), metrics)
 
 
@@ -375,7 +387,7 @@ def merge_rows(
             )
         return builder.execute()
 
-    metrics = _merge_metrics(with_conflict_retry(run, f"merge into {uri}"))
+    metrics = _merge_metrics(with_conflict_retry(run, f"merge into {uri}", uri=uri))
     return MergeResult(uri, _committed(spark, uri, before), metrics)
 
 
@@ -396,7 +408,7 @@ def _merge_matched(
         builder = DeltaTable.forPath(spark, uri).alias("t").merge(source_df.alias("s"), on)
         return clause(builder).execute()
 
-    metrics = _merge_metrics(with_conflict_retry(run, f"{what} {uri}"))
+    metrics = _merge_metrics(with_conflict_retry(run, f"{what} {uri}", uri=uri))
     return MergeResult(uri, _committed(spark, uri, before), metrics)
 
 
@@ -440,7 +452,7 @@ def replace_where(spark: SparkSession, uri: str, df: DataFrame, predicate: str,
             writer = writer.partitionBy(*partition_by)
         writer.save(uri)
 
-    with_conflict_retry(run, f"replace {predicate} in {uri}")
+    with_conflict_retry(run, f"replace {predicate} in {uri}", uri=uri)
     version = _committed(spark, uri, before)
     return MergeResult(uri, version, commit_metrics(spark, uri, version))
 
@@ -462,6 +474,7 @@ def append_once(spark: SparkSession, uri: str, df: DataFrame, app_id: str) -> No
         lambda: df.coalesce(1).write.format("delta").mode("append")
         .option("txnAppId", app_id).option("txnVersion", 0).save(uri),
         f"append {app_id} to {uri}",
+        uri=uri,
     )
 
 

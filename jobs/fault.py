@@ -1,25 +1,49 @@
-"""Fault injection for crash tests: ``PIPELINE_FAULT=<point>`` kills the process there.
+"""Fault injection for crash tests: ``PIPELINE_FAULT=<point>`` kills the job there.
 
-The variable names one point (e.g. ``before_silver`` or ``after_merge:orders``); when the
-job reaches it, the process SIGKILLs itself, exactly like an OOM kill or a lost node.
+The variable names one point; when the job reaches it, the driver is SIGKILLed, JVM and
+Python alike, exactly like an OOM kill or a lost node: no shutdown hook, no ``finally``.
 
-* ``PIPELINE_FAULT=<point>:exit1`` exits with status 1 instead (a transient failure).
+Points (``<table>`` is ``<layer>/<name>``, e.g. ``silver/orders``):
+
+* ``before_<step>`` / ``after_<step>``: around a step of the CLI (``all`` passes four).
+* ``before_write:<table>`` / ``after_write:<table>``: around each Delta write (MERGE,
+  replaceWhere, append, create, RESTORE, OPTIMIZE) of a table; ``after_write`` is right
+  after the commit, e.g. between a silver MERGE and the ledger row that records it.
+* ``commit:<n>``: right after the process's n-th Delta commit (for sweeping every commit
+  boundary; where a step writes tables side by side the order of those commits varies).
+* ``during_write:<table>``: while the table's data files are being written, before the
+  commit: a watcher thread kills the job as soon as a new data file appears under the
+  table's folder (local lakes only).
+* ``during_vacuum:<table>``: while VACUUM deletes files: the watcher kills the job as soon
+  as one of the table's files present at start-up is gone (local lakes only).
+
+Modifiers:
+
+* ``<point>:exit1`` exits with status 1 instead (a transient failure).
 * A trailing ``:once`` fires the fault only the first time any process reaches the point:
   the first hit creates the marker file named by ``PIPELINE_FAULT_MARKER`` and later hits
   pass. That models "the first attempt fails, the retry succeeds" across processes, which
   is how orchestration retries are tested.
 
-Unset in production, the check costs one dictionary lookup.
+Unset in production, each check costs one dictionary lookup.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
+import threading
+import time
+from pathlib import Path
 
 from jobs.errors import ConfigError
 
-__all__ = ["maybe_fail"]
+__all__ = ["after_write", "arm", "before_write", "kill_driver", "maybe_fail", "table_of"]
+
+_commits = itertools.count(1)
+_lock = threading.Lock()
+_WATCHED = ("during_write:", "during_vacuum:")
 
 
 def _first_hit(marker: str | None) -> bool:
@@ -34,21 +58,113 @@ def _first_hit(marker: str | None) -> bool:
     return True
 
 
+def kill_driver() -> None:
+    """SIGKILL the whole driver: the JVM, then this Python process.
+
+    Under ``spark-submit`` the JVM is this process's parent; under ``python -m jobs`` it is
+    the gateway child. Killing only Python would let the JVM run its shutdown hooks.
+    """
+    jvm: int | None = None
+    if "PYSPARK_GATEWAY_PORT" in os.environ:  # launched by spark-submit: the JVM is the parent
+        jvm = os.getppid()
+    else:
+        from pyspark import SparkContext
+
+        gateway = SparkContext._gateway
+        proc = getattr(gateway, "proc", None) if gateway is not None else None
+        jvm = proc.pid if proc is not None else None
+    if jvm is not None and jvm > 1:
+        try:
+            os.kill(jvm, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _wanted() -> tuple[str, bool, bool] | None:
+    """The configured point, whether it exits 1 instead, whether it fires once."""
+    wanted = os.environ.get("PIPELINE_FAULT")
+    if not wanted:
+        return None
+    once = wanted.endswith(":once")
+    wanted = wanted.removesuffix(":once")
+    exit1 = wanted.endswith(":exit1")
+    return wanted.removesuffix(":exit1"), exit1, once
+
+
 def maybe_fail(point: str) -> None:
     """Kill or fail the process if ``PIPELINE_FAULT`` names this point.
 
     :param point: the name of the point being passed.
     """
-    wanted = os.environ.get("PIPELINE_FAULT")
-    if not wanted:
+    found = _wanted()
+    if found is None or found[0] != point:
         return
-    once = wanted.endswith(":once")
-    if once:
-        wanted = wanted.removesuffix(":once")
-    if wanted not in (point, f"{point}:exit1"):
-        return
+    _, exit1, once = found
     if once and not _first_hit(os.environ.get("PIPELINE_FAULT_MARKER")):
         return
-    if wanted == point:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if not exit1:
+        kill_driver()
     raise RuntimeError(f"injected transient failure at {point}")
+
+
+def table_of(uri: str) -> str:
+    """``<layer>/<name>`` of a table URI (its last two path segments)."""
+    parts = uri.rstrip("/").split("/")
+    return "/".join(parts[-2:])
+
+
+def before_write(uri: str) -> None:
+    """Fault point before a Delta write of the table at ``uri``."""
+    if "PIPELINE_FAULT" in os.environ:
+        maybe_fail(f"before_write:{table_of(uri)}")
+
+
+def after_write(uri: str) -> None:
+    """Fault points after a Delta commit to the table at ``uri``."""
+    if "PIPELINE_FAULT" in os.environ:
+        with _lock:
+            n = next(_commits)
+        maybe_fail(f"after_write:{table_of(uri)}")
+        maybe_fail(f"commit:{n}")
+
+
+def _data_files(folder: Path) -> set[str]:
+    """Data files under a table folder (partition folders included, the log excluded)."""
+    return {
+        str(p) for p in folder.rglob("*.parquet")
+        if "_delta_log" not in p.parts and not p.name.startswith(".")
+    }
+
+
+def _watch(folder: Path, vacuum: bool, every: float) -> None:
+    start = _data_files(folder)
+    while True:
+        time.sleep(every)
+        now = _data_files(folder)
+        if (vacuum and start - now) or (not vacuum and now - start):
+            kill_driver()
+
+
+def arm(lake_root: str, every: float = 0.01) -> None:
+    """Start the watcher for a ``during_write``/``during_vacuum`` point, if one is set.
+
+    :param lake_root: the lake's root URI (``file:`` or a plain path).
+    :param every: polling interval in seconds.
+    :raises ConfigError: for a watched point on a lake that is not on the local disk.
+    """
+    found = _wanted()
+    if found is None or not found[0].startswith(_WATCHED):
+        return
+    point, exit1, once = found
+    kind, table = point.split(":", 1)
+    if exit1:
+        raise ConfigError(f"PIPELINE_FAULT={point}: a watched point can only kill, not exit 1")
+    if once and not _first_hit(os.environ.get("PIPELINE_FAULT_MARKER")):
+        return
+    if "://" in lake_root and not lake_root.startswith("file://"):
+        raise ConfigError(f"PIPELINE_FAULT={kind}:… needs a local lake, not {lake_root}")
+    root = lake_root.removeprefix("file://").removeprefix("file:")
+    folder = Path(root) / table
+    threading.Thread(target=_watch, args=(folder, kind == "during_vacuum", every),
+                     name="fault-watch", daemon=True).start()

@@ -78,12 +78,13 @@ def _steps() -> dict[str, Callable[..., object]]:
 
 def run_step(args: argparse.Namespace) -> None:
     """Build the session and context, then run the step (``all``: four steps in order)."""
-    from jobs.fault import maybe_fail
+    from jobs.fault import arm, maybe_fail
     from jobs.lake import Lake, resolve_locations
     from jobs.spark import get_session
     from jobs.steps.common import StepContext
 
     lake_uri, landing_uri = resolve_locations(args.lake, args.landing)
+    arm(lake_uri)
     spark = get_session(f"tpch-{args.step}-{args.ds}")
     ctx = StepContext(spark, Lake(lake_uri), landing_uri, args.ds, args.force)
     steps = _steps()
@@ -92,6 +93,7 @@ def run_step(args: argparse.Namespace) -> None:
         maybe_fail(f"before_{name}")
         log.info("%s %s: starting (lake %s, landing %s)", name, args.ds, lake_uri, landing_uri)
         steps[name](ctx)
+        maybe_fail(f"after_{name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

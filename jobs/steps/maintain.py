@@ -80,7 +80,8 @@ def run(ctx: StepContext) -> bool:
     for uri in delta_tables(ctx.spark, ctx.lake.root):
         name = uri[len(ctx.lake.root) + 1:]
         table = DeltaTable.forPath(ctx.spark, uri)
-        metrics = with_conflict_retry(partial(_compact, table), f"optimize {uri}")
+        metrics = with_conflict_retry(partial(_compact, table), f"optimize {uri}",
+                                      uri=uri)
         removed = 0
         if metrics is not None and metrics["metrics"] is not None:
             removed = int(metrics["metrics"]["numFilesRemoved"] or 0)

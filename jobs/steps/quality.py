@@ -170,7 +170,7 @@ def _restore_gold(ctx: StepContext) -> list[str]:
             if version is not None and latest_version(spark, uri) != version:
                 with_conflict_retry(
                     partial(DeltaTable.forPath(spark, uri).restoreToVersion, version),
-                    f"restore {uri}")
+                    f"restore {uri}", uri=uri)
                 done.append(f"{name} -> v{version}")
         _mark_rolled_back(spark, ctx, [r["run_id"] for r in pending])
     return done
@@ -185,6 +185,7 @@ def _mark_rolled_back(spark: SparkSession, ctx: StepContext, run_ids: list[str])
         .merge(ids.alias("s"), "t.run_id = s.run_id")
         .whenMatchedUpdate(set={"status": "'rolled_back'"}).execute(),
         "mark gold runs rolled back",
+        uri=ctx.lake.table("ops", "runs"),
     )
 
 

@@ -1,0 +1,123 @@
+"""The crash-test hook: named points, commit counting, the file watchers, ``:once``.
+
+Kills are real: each case that must die runs in a child Python process and is expected
+to end by SIGKILL. No Spark is started here; the pipeline's use of the points is covered
+by the kill-anywhere tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from jobs import fault
+from jobs.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def child(code: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python with the fault variables given (and no others)."""
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PIPELINE_FAULT", "PYSPARK_GATEWAY"))}
+    environ |= {"PYTHONPATH": str(REPO), **env}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environ,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_a_named_point_kills_the_process_and_other_points_pass() -> None:
+    proc = child("""
+        from jobs.fault import maybe_fail
+        maybe_fail("before_silver")
+        print("passed before_silver", flush=True)
+        maybe_fail("before_gold")
+        print("not reached")
+    """, PIPELINE_FAULT="before_gold")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert proc.stdout == "passed before_silver\n"
+
+
+def test_exit1_raises_and_once_fires_only_for_the_first_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_FAULT", "after_write:silver/orders:exit1:once")
+    monkeypatch.setenv("PIPELINE_FAULT_MARKER", str(tmp_path / "marker"))
+    with pytest.raises(RuntimeError, match="injected transient failure at after_write:"):
+        fault.after_write("file:/lake/silver/orders")
+    assert (tmp_path / "marker").exists()
+    fault.after_write("file:/lake/silver/orders")  # the retry passes
+
+
+def test_once_without_a_marker_is_a_configuration_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_FAULT", "before_gold:exit1:once")
+    monkeypatch.delenv("PIPELINE_FAULT_MARKER", raising=False)
+    with pytest.raises(ConfigError, match="PIPELINE_FAULT_MARKER"):
+        fault.maybe_fail("before_gold")
+
+
+def test_write_points_are_named_by_layer_and_table_and_commits_are_counted() -> None:
+    assert fault.table_of("s3a://bucket/lake/gold/daily_line_summary/") == \
+        "gold/daily_line_summary"
+    proc = child("""
+        from jobs import fault
+        for uri in ("file:/l/bronze/orders", "file:/l/ops/runs", "file:/l/silver/orders"):
+            fault.before_write(uri)
+            print("wrote", uri, flush=True)
+            fault.after_write(uri)
+    """, PIPELINE_FAULT="commit:2")
+    assert proc.returncode == -signal.SIGKILL
+    assert proc.stdout.splitlines() == ["wrote file:/l/bronze/orders", "wrote file:/l/ops/runs"]
+
+
+@pytest.mark.parametrize("kind", ["during_write", "during_vacuum"])
+def test_the_watcher_kills_when_a_data_file_appears_or_goes(tmp_path: Path, kind: str) -> None:
+    table = tmp_path / "lake" / "silver" / "lineitem" / "_order_month=1998-08-01"
+    table.mkdir(parents=True)
+    old = table / "part-0.parquet"
+    old.write_bytes(b"PAR1")
+    change = f"open({str(table / 'part-1.parquet')!r}, 'wb').close()" \
+        if kind == "during_write" else f"os.remove({str(old)!r})"
+    proc = child(f"""
+        import os, time
+        from jobs import fault
+        fault.arm({str(tmp_path / "lake")!r})
+        time.sleep(0.3)
+        print("armed", flush=True)
+        {change}
+        time.sleep(10)
+        print("survived")
+    """, PIPELINE_FAULT=f"{kind}:silver/lineitem")
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    assert proc.stdout == "armed\n"
+
+
+def test_the_watcher_ignores_other_tables_and_the_log(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    (lake / "silver" / "orders" / "_delta_log").mkdir(parents=True)
+    proc = child(f"""
+        import time
+        from jobs import fault
+        fault.arm({str(lake)!r})
+        time.sleep(0.3)
+        open({str(lake / "silver" / "orders" / "_delta_log" / "x.parquet")!r}, "wb").close()
+        time.sleep(0.3)
+        print("survived")
+    """, PIPELINE_FAULT="during_write:silver/orders")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "survived\n"
+
+
+def test_watched_points_need_a_local_lake_and_cannot_exit1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_FAULT", "during_write:silver/orders")
+    with pytest.raises(ConfigError, match="needs a local lake"):
+        fault.arm("s3a://bucket/lake")
+    monkeypatch.setenv("PIPELINE_FAULT", "during_write:silver/orders:exit1")
+    with pytest.raises(ConfigError, match="can only kill"):
+        fault.arm("/tmp/lake")

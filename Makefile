@@ -24,10 +24,14 @@ SEED ?= 42
 PYTEST_ARGS ?=
 PORT ?= 8080
 DS ?=
+# make chaos: targeted and N random kills (SIGKILLed spark-submits, random ones from a seed),
+# and concurrent runs, each compared with a clean run (tests/e2e/test_kill_anywhere.py).
+N ?= 25
+CHAOS_SEED ?= 20261126
 # The DAGs and the jobs read these; absolute, so Airflow's processes agree on them.
 DEMO_ENV := LANDING_URI=$(abspath $(LANDING)) LAKE_URI=$(abspath $(LAKE))
 
-.PHONY: setup deploy-tools demo test lint typecheck clean-data help airflow dag-test
+.PHONY: setup deploy-tools demo test chaos lint typecheck clean-data help airflow dag-test
 
 help:
 	@echo "make setup   - venv, project install, Delta jars into $(JARS), spark-submit defaults"
@@ -35,6 +39,7 @@ help:
 	@echo "make airflow - local Airflow (API server + UI, scheduler, DAG processor, triggerer) on 127.0.0.1:$(PORT)"
 	@echo "make dag-test DS=YYYY-MM-DD - run tpch_daily in-process for one date (airflow dags test)"
 	@echo "make test    - set-up, then the whole test suite (pytest)"
+	@echo "make chaos N=25 CHAOS_SEED=1 - kill-anywhere and concurrency runs (N random kills), each compared with a clean run"
 	@echo "make lint    - ruff and mypy"
 
 $(VENV)/.installed: pyproject.toml
@@ -87,6 +92,11 @@ dag-test: setup
 
 test: setup
 	$(PY) tools/run_tests.py $(PYTEST_ARGS)
+
+chaos: setup
+	CHAOS_RANDOM_KILLS=$(N) CHAOS_SEED=$(CHAOS_SEED) \
+	SPARK_SUBMIT_OPTS="$${SPARK_SUBMIT_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC}" \
+		$(PY) -m pytest tests/e2e/test_kill_anywhere.py -m chaos -v
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -25,6 +25,9 @@ Modifiers:
   pass. That models "the first attempt fails, the retry succeeds" across processes, which
   is how orchestration retries are tested.
 
+``PIPELINE_FAULT_TRACE=<file>`` appends the name of every point passed to the file, one per
+line (crash tests use it to list the points a clean run passes).
+
 Unset in production, each check costs one dictionary lookup.
 """
 
@@ -92,11 +95,19 @@ def _wanted() -> tuple[str, bool, bool] | None:
     return wanted.removesuffix(":exit1"), exit1, once
 
 
+def _trace(point: str) -> None:
+    path = os.environ.get("PIPELINE_FAULT_TRACE")
+    if path:
+        with _lock, open(path, "a", encoding="utf-8") as out:
+            out.write(point + "\n")
+
+
 def maybe_fail(point: str) -> None:
     """Kill or fail the process if ``PIPELINE_FAULT`` names this point.
 
     :param point: the name of the point being passed.
     """
+    _trace(point)
     found = _wanted()
     if found is None or found[0] != point:
         return
@@ -114,15 +125,19 @@ def table_of(uri: str) -> str:
     return "/".join(parts[-2:])
 
 
+def _armed() -> bool:
+    return "PIPELINE_FAULT" in os.environ or "PIPELINE_FAULT_TRACE" in os.environ
+
+
 def before_write(uri: str) -> None:
     """Fault point before a Delta write of the table at ``uri``."""
-    if "PIPELINE_FAULT" in os.environ:
+    if _armed():
         maybe_fail(f"before_write:{table_of(uri)}")
 
 
 def after_write(uri: str) -> None:
     """Fault points after a Delta commit to the table at ``uri``."""
-    if "PIPELINE_FAULT" in os.environ:
+    if _armed():
         with _lock:
             n = next(_commits)
         maybe_fail(f"after_write:{table_of(uri)}")

@@ -121,3 +121,18 @@ def test_watched_points_need_a_local_lake_and_cannot_exit1(
     monkeypatch.setenv("PIPELINE_FAULT", "during_write:silver/orders:exit1")
     with pytest.raises(ConfigError, match="can only kill"):
         fault.arm("/tmp/lake")
+
+
+def test_the_trace_lists_every_point_passed_in_order(tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    proc = child("""
+        from jobs import fault
+        fault.maybe_fail("before_ingest")
+        fault.before_write("file:/l/bronze/orders")
+        fault.after_write("file:/l/bronze/orders")
+        fault.maybe_fail("after_ingest")
+    """, PIPELINE_FAULT_TRACE=str(trace))
+    assert proc.returncode == 0, proc.stderr
+    assert trace.read_text().splitlines() == [
+        "before_ingest", "before_write:bronze/orders", "after_write:bronze/orders", "commit:1",
+        "after_ingest"]

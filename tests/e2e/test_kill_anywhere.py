@@ -83,17 +83,27 @@ class KillLake:
     commits: dict[str, int]
 
 
+def job_env() -> dict[str, str]:
+    """The environment of a job run: this one's, without a fault or a parent gateway."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYSPARK_GATEWAY", "PIPELINE_FAULT"))}
+    return env | {"PIPELINE_RUNNER": "local", "PIPELINE_METRICS": "off",
+                  "PYTHONPATH": str(REPO)}
+
+
+def job_command(lake: Path, landing: Path, step: str, ds: str) -> list[str]:
+    """The contract's job command line for one step of one drop."""
+    return [str(Path(sys.executable).parent / "spark-submit"), str(REPO / "jobs" / "main.py"),
+            step, "--ds", ds, "--lake", str(lake), "--landing", str(landing)]
+
+
 def submit(lake: Path, landing: Path, step: str, ds: str, kill: Kill,
            timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``spark-submit jobs/main.py`` as its own process group and kill it as asked."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYSPARK_GATEWAY", "PIPELINE_FAULT"))}
-    env |= {"PIPELINE_RUNNER": "local", "PIPELINE_METRICS": "off", "PYTHONPATH": str(REPO)}
+    env = job_env()
     if kill.point:
         env["PIPELINE_FAULT"] = kill.point
-    spark_submit = Path(sys.executable).parent / "spark-submit"
-    cmd = [str(spark_submit), str(REPO / "jobs" / "main.py"), step, "--ds", ds,
-           "--lake", str(lake), "--landing", str(landing)]
+    cmd = job_command(lake, landing, step, ds)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     if kill.after_s is not None:
@@ -291,15 +301,10 @@ def test_kills_during_maintain_leave_the_tables_unchanged_and_debris_is_vacuumed
 def together(root: Path, landing: Path, runs: list[tuple[str, str]],
              timeout: float = 600) -> list[subprocess.CompletedProcess[str]]:
     """Start several ``spark-submit`` runs on one lake at the same moment; wait for all."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYSPARK_GATEWAY", "PIPELINE_FAULT"))}
-    env |= {"PIPELINE_RUNNER": "local", "PIPELINE_METRICS": "off", "PYTHONPATH": str(REPO)}
-    spark_submit = Path(sys.executable).parent / "spark-submit"
+    env = job_env()
     procs = [
-        subprocess.Popen([str(spark_submit), str(REPO / "jobs" / "main.py"), step, "--ds", ds,
-                          "--lake", str(root), "--landing", str(landing)],
-                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
+        subprocess.Popen(job_command(root, landing, step, ds), cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for step, ds in runs
     ]
     return [subprocess.CompletedProcess(p.args, p.wait(timeout), p.communicate()[0])

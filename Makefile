@@ -25,7 +25,8 @@ PYTEST_ARGS ?=
 PORT ?= 8080
 DS ?=
 # make chaos: targeted and N random kills (SIGKILLed spark-submits, random ones from a seed),
-# and concurrent runs, each compared with a clean run (tests/e2e/test_kill_anywhere.py).
+# and concurrent runs, each compared with a clean run (tests/e2e/test_kill_anywhere.py). The
+# lakes stay in .cache/chaos for a look after a failure.
 N ?= 25
 CHAOS_SEED ?= 20261126
 # The DAGs and the jobs read these; absolute, so Airflow's processes agree on them.
@@ -96,7 +97,7 @@ test: setup
 chaos: setup
 	CHAOS_RANDOM_KILLS=$(N) CHAOS_SEED=$(CHAOS_SEED) \
 	SPARK_SUBMIT_OPTS="$${SPARK_SUBMIT_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC}" \
-		$(PY) -m pytest tests/e2e/test_kill_anywhere.py -m chaos -v
+		$(PY) -m pytest tests/e2e/test_kill_anywhere.py -m chaos -v --basetemp=.cache/chaos
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -139,11 +139,19 @@ def ledger(spark: SparkSession, root: Path) -> Counter[tuple[Any, ...]]:
         for r in runs if r["status"] == "succeeded")
 
 
+def difference(name: str, got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> str:
+    """Rows only in the tested lake and rows only in the clean one (at most 5 each)."""
+    extra, missing = Counter(got) - Counter(want), Counter(want) - Counter(got)
+    return (f"{name} differs from the clean run: {sum(extra.values())} rows only here, "
+            f"e.g. {list(extra)[:5]}; {sum(missing.values())} rows only in the clean run, "
+            f"e.g. {list(missing)[:5]}")
+
+
 def assert_same_as_reference(spark: SparkSession, root: Path, reference: Path) -> None:
     got, want = contents(spark, root), contents(spark, reference)
     assert sorted(got) == sorted(want)
     for name in want:
-        assert got[name] == want[name], f"{name} differs from the clean run"
+        assert got[name] == want[name], difference(name, got[name], want[name])
     for name, key in KEYS.items():
         table = root / "silver" / name
         if name != "customer" and table.is_dir():
@@ -326,7 +334,7 @@ def assert_converged(spark: SparkSession, kl: KillLake, root: Path, start: str,
     got, want = contents(spark, root), contents(spark, kl.final)
     assert sorted(got) == sorted(want)
     for name in want:
-        assert got[name] == want[name], f"{name} differs from the clean run"
+        assert got[name] == want[name], difference(name, got[name], want[name])
     # Two runs of one step and drop may both record success; their counts are the same.
     assert set(ledger(spark, root)) == set(ledger(spark, kl.final))
 

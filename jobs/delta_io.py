@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobs import fault
+from jobs.sql import identifier, sql_in, sql_literal
 
 if TYPE_CHECKING:
     from delta.tables import DeltaMergeBuilder, DeltaTable
@@ -178,33 +179,6 @@ def is_delta_table(spark: SparkSession, uri: str) -> bool:
     return latest_version(spark, uri) is not None
 
 
-def sql_in(values: Sequence[Any]) -> str:
-    """Render values as a SQL ``IN`` list of literals (ints, dates or strings).
-
-    :param values: the literals; strings and dates are quoted.
-    :return: e.g. ``(DATE'1998-08-01', DATE'1998-09-01')``.
-    :raises ValueError: for an empty list (``IN ()`` is not valid SQL).
-    """
-    import datetime as dt
-
-    if not values:
-        raise ValueError("sql_in needs at least one value")
-    rendered = []
-    for value in values:
-        if isinstance(value, bool) or isinstance(value, dt.datetime):
-            raise TypeError(f"unsupported literal {value!r}")
-        if isinstance(value, int):
-            rendered.append(str(value))
-        elif isinstance(value, dt.date):
-            rendered.append(f"DATE'{value.isoformat()}'")
-        elif isinstance(value, str):
-            # Spark SQL escapes with backslashes ('a''b' would be two adjacent literals).
-            rendered.append("'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
-        else:
-            raise TypeError(f"unsupported literal {value!r}")
-    return "(" + ", ".join(rendered) + ")"
-
-
 def assert_unique_keys(df: DataFrame, key: Sequence[str], what: str) -> None:
     """Fail fast when a MERGE source holds two rows for one key.
 
@@ -283,10 +257,21 @@ def commit_metrics(spark: SparkSession, uri: str, version: int | None) -> dict[s
     else:
         row = (
             DeltaTable.forPath(spark, uri).history()
-            .where(f"version = {int(version)}").select("operationMetrics").first()
+            .where(f"version = {sql_literal(int(version))}").select("operationMetrics").first()
         )
         metrics = {} if row is None or row[0] is None else row[0]
     return {k: int(v) for k, v in metrics.items() if str(v).isdigit()}
+
+
+def _key_condition(key: Sequence[str], partition_predicate: str | None) -> str:
+    """The MERGE condition ``t.k = s.k AND ...`` plus the partition predicate, if any.
+
+    The key columns are whatever the caller's table has, so they are checked against the
+    identifier pattern only (:func:`jobs.sql.identifier` with ``known=False``).
+    """
+    names = [identifier(k, known=False) for k in key]
+    condition = " AND ".join(f"t.{k} = s.{k}" for k in names)
+    return f"{condition} AND {partition_predicate}" if partition_predicate else condition
 
 
 def merge_latest(
@@ -316,9 +301,7 @@ def merge_latest(
 
     _check_columns(source_df, [*key, "_ds", "_row_hash"], f"merge into {uri}")
     assert_unique_keys(source_df, key, f"merge into {uri}")
-    condition = " AND ".join(f"t.{k} = s.{k}" for k in key)
-    if partition_predicate:
-        condition += f" AND {partition_predicate}"
+    condition = _key_condition(key, partition_predicate)
     before = latest_version(spark, uri)
 
     def run() -> DataFrame | None:
@@ -366,11 +349,10 @@ def merge_rows(
 
     _check_columns(source_df, key, f"merge into {uri}")
     assert_unique_keys(source_df, key, f"merge into {uri}")
-    condition = " AND ".join(f"t.{k} = s.{k}" for k in key)
-    if partition_predicate:
-        condition += f" AND {partition_predicate}"
+    condition = _key_condition(key, partition_predicate)
     before = latest_version(spark, uri)
     target_columns = set(DeltaTable.forPath(spark, uri).toDF().columns)
+    columns = [identifier(c, known=False) for c in source_df.columns if c in target_columns]
 
     def run() -> DataFrame | None:
         builder = DeltaTable.forPath(spark, uri).alias("t").merge(source_df.alias("s"), condition)
@@ -379,11 +361,11 @@ def merge_rows(
         if update_condition is not None:
             builder = builder.whenMatchedUpdate(
                 condition=update_condition,
-                set={c: f"s.{c}" for c in source_df.columns if c in target_columns},
+                set={c: f"s.{c}" for c in columns},
             )
         if insert:
             builder = builder.whenNotMatchedInsert(
-                values={c: f"s.{c}" for c in source_df.columns if c in target_columns}
+                values={c: f"s.{c}" for c in columns}
             )
         return builder.execute()
 

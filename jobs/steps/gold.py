@@ -21,9 +21,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from jobs.delta_io import ensure_table, latest_version, replace_where, sql_in
+from jobs.delta_io import ensure_table, latest_version, replace_where
 from jobs.ledger import Run, last_success, start_run
 from jobs.schemas import CDF_TABLES
+from jobs.sql import sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.transforms.gold import daily_line_summary, revenue_by_nation
 

@@ -15,6 +15,7 @@ from jobs.delta_io import replace_where
 from jobs.errors import DropNotReadyError, InputUnusableError
 from jobs.lake import LandedFile, drop_uri, exists, list_files
 from jobs.ledger import last_success, start_run
+from jobs.sql import sql_literal
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.tpch import ORDERS_DELETE, TABLE_NAMES
 
@@ -131,7 +132,7 @@ def run(ctx: StepContext) -> dict[str, int]:
         return {}
     run_ = start_run(ctx.spark, ctx.lake, "ingest", ctx.ds, fp)
     run_.details["files"] = {t: [f.relative for f in fs] for t, fs in files.items()}
-    predicate = f"_ds = DATE'{ctx.ds_str}'"
+    predicate = f"_ds = {sql_literal(ctx.ds)}"
 
     def ingest_table(table: str) -> int | None:
         uri = ctx.lake.table("bronze", table)

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from jobs.delta_io import is_delta_table, latest_version, sql_in, with_conflict_retry
+from jobs.delta_io import is_delta_table, latest_version, with_conflict_retry
 from jobs.errors import ConfigError, QualityGateError
 from jobs.expectations import Action
 from jobs.ledger import DqResult, last_success, record_dq, start_run
+from jobs.sql import identifier, sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.steps.gold import GOLD_TABLES
 from jobs.tpch import TABLES
@@ -70,12 +71,12 @@ class DatasetCheck:
 def _key_unique(name: str) -> DatasetCheck:
     table = TABLES[name]
     where = f"WHERE _order_month IN {MONTHS}" if table.partition_by else ""
-    keys = ", ".join(table.key)
-    if name == "customer":
-        keys += ", valid_from"
+    key = [*table.key, "valid_from"] if name == "customer" else list(table.key)
+    keys = ", ".join(identifier(k) for k in key)
+    view = identifier(f"silver_{name}")
     return DatasetCheck(
         name, f"{name}_key_unique", "fail",
-        f"SELECT count(*) FROM (SELECT {keys} FROM silver_{name} {where} "
+        f"SELECT count(*) FROM (SELECT {keys} FROM {view} {where} "
         f"GROUP BY {keys} HAVING count(*) > 1)",
     )
 
@@ -143,10 +144,11 @@ def _register_views(ctx: StepContext) -> list[str]:
     for layer, names in (("silver", TABLES), ("gold", GOLD_TABLES)):
         for name in names:
             uri = ctx.lake.table(layer, name)
+            view = identifier(f"{layer}_{name}")
             if is_delta_table(spark, uri):
-                spark.read.format("delta").load(uri).createOrReplaceTempView(f"{layer}_{name}")
+                spark.read.format("delta").load(uri).createOrReplaceTempView(view)
             else:
-                missing.append(f"{layer}_{name}")
+                missing.append(view)
     return missing
 
 

@@ -38,7 +38,6 @@ from jobs.delta_io import (
     merge_latest,
     merge_rows,
     replace_where,
-    sql_in,
     update_matching,
 )
 from jobs.errors import DropNotReadyError, QualityGateError
@@ -53,6 +52,7 @@ from jobs.schemas import (
     silver_schema,
     tombstone_schema,
 )
+from jobs.sql import identifier, sql_in, sql_literal
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.tpch import DIMENSIONS, ORDERS_DELETE, TABLES, Table
 from jobs.transforms.silver import (
@@ -143,7 +143,7 @@ class _Silver:
         # No commit when there is nothing now and nothing from an earlier run of this drop.
         if n or self.previously_quarantined.get(name):
             ensure_table(self.spark, uri, quarantine_schema(), ["_ds"])
-            result = replace_where(self.spark, uri, rows, f"_ds = DATE'{self.ctx.ds_str}'")
+            result = replace_where(self.spark, uri, rows, f"_ds = {sql_literal(self.ctx.ds)}")
             self.run.wrote(f"quarantine/{name}", result.version)
         rows.unpersist()
         return n
@@ -368,7 +368,7 @@ class _Silver:
             for name, key in (("orders", "o_orderkey"), ("lineitem", "l_orderkey")):
                 result = delete_matching(
                     self.spark, self.silver_uri(name), deletes,
-                    f"t.{key} = s.o_orderkey AND {predicate}", "t._ds <= s._tomb_ds")
+                    f"t.{identifier(key)} = s.o_orderkey AND {predicate}", "t._ds <= s._tomb_ds")
                 self.run.wrote(name, result.version)
                 self.run.details.setdefault("deleted_rows", {})[name] = result.metrics.get(
                     "num_deleted_rows", 0)

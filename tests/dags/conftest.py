@@ -108,15 +108,21 @@ def airflow_db() -> Path:
 
 @dataclass
 class Captured:
-    """Alerts received by the loopback Slack webhook and SMTP server."""
+    """Alerts received by the loopback Slack webhook and SMTP server.
+
+    ``slack_paths`` are the webhook URL paths the Slack messages were posted to (the
+    token of a real webhook is its path).
+    """
 
     slack: list[str] = field(default_factory=list)
     mail: list[email.message.Message] = field(default_factory=list)
+    slack_paths: list[str] = field(default_factory=list)
 
     def clear(self) -> None:
         """Forget everything received so far."""
         self.slack.clear()
         self.mail.clear()
+        self.slack_paths.clear()
 
 
 def _slack_server(captured: Captured) -> ThreadingHTTPServer:
@@ -124,6 +130,7 @@ def _slack_server(captured: Captured) -> ThreadingHTTPServer:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             captured.slack.append(json.loads(body)["text"])
+            captured.slack_paths.append(self.path)
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"ok")

@@ -7,18 +7,29 @@ One lake, three DAG runs in order, each a scenario of its own:
 2. the same ``ds`` again, which must change no table;
 3. a daily drop that trips the quality gate (exit 3): it fails without a retry, gold is
    left as it was, and the alert reaches the task log, Slack and e-mail.
+
+The first run's environment also holds fake credentials (AWS keys, a password on the
+``spark_default`` connection, a Slack webhook token), and none of them may show up in
+its task logs, alerts or lineage events.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import email.message
 import json
 import os
+import secrets
 import socket
+import string
+import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +47,19 @@ STEPS = ("ingest", "silver", "gold", "quality")
 
 @dataclass
 class Run:
-    """The outcome of one ``dag.test()``."""
+    """The outcome of one ``dag.test()``.
+
+    ``output`` (when asked for) is everything the run printed: its task logs.
+    ``alerts`` and ``webhook_paths`` (kept by fixtures that need them later): the alerts
+    it sent (Slack texts, whole e-mails) and the webhook paths the Slack ones went to.
+    """
 
     state: str
     tries: dict[str, int]
     states: dict[str, str]
+    output: str = ""
+    alerts: list[str] = field(default_factory=list)
+    webhook_paths: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -56,8 +75,55 @@ class DailyLake:
         return lake_of(self.root)
 
 
-def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None) -> Run:
-    """Parse ``tpch_daily`` under ``env`` and run it in-process for ``ds``."""
+@contextlib.contextmanager
+def printed(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """Collect what this process and its subprocesses print during the block.
+
+    ``dag.test()`` runs every task inside this process, and Airflow 3.3's in-process
+    supervisor writes no per-task log files: a task's log (Airflow's lines, the
+    operator's, and spark-submit's output, which the SparkSubmitHook logs line by line)
+    goes to this process's standard output and error. Under pytest's output capture
+    that is read from the capture, and written back so pytest still reports it; with
+    capture off (``-s``) the two file descriptors are redirected for the block.
+
+    :return: filled when the block ends: the output, then the error stream.
+    """
+    collected: list[str] = []
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None and capture.is_globally_capturing():
+        earlier = capture.read_global_capture()
+        try:
+            yield collected
+        finally:
+            during = capture.read_global_capture()
+            collected += [during.out, during.err]
+            sys.stdout.write(earlier.out + during.out)
+            sys.stderr.write(earlier.err + during.err)
+        return
+    with tempfile.TemporaryFile() as sink:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        for fd in saved:
+            os.dup2(sink.fileno(), fd)
+        try:
+            yield collected
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            collected.append(sink.read().decode("utf-8", "replace"))
+
+
+def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None,
+            request: pytest.FixtureRequest | None = None) -> Run:
+    """Parse ``tpch_daily`` under ``env`` and run it in-process for ``ds``.
+
+    :param request: when given, the run's output is kept in :attr:`Run.output`.
+    """
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
@@ -66,12 +132,14 @@ def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None) -
         if sensor_timeout is not None:
             sensor = dag.get_task("wait_for_drop")
             sensor.timeout, sensor.poke_interval = sensor_timeout, 1.0
-        run = dag.test(logical_date=dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC))
+        logical_date = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC)
+        with printed(request) if request else contextlib.nullcontext([]) as output:
+            run = dag.test(logical_date=logical_date)
         with create_session() as session:
             tis = session.query(TaskInstance).filter(TaskInstance.dag_id == "tpch_daily",
                                                      TaskInstance.run_id == run.run_id).all()
             return Run(str(run.state), {t.task_id: t.try_number for t in tis},
-                       {t.task_id: str(t.state) for t in tis})
+                       {t.task_id: str(t.state) for t in tis}, "".join(output))
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +179,66 @@ def statsd() -> Iterator[list[str]]:
     os.environ.pop("STATSD_PORT", None)
 
 
+@dataclass
+class Planted:
+    """Fake credentials in the first run's environment: name -> value, and the env."""
+
+    values: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _random(alphabet: str, n: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
 @pytest.fixture(scope="module")
-def first_run(daily: DailyLake, alerts: Captured, statsd: list[str]) -> Iterator[Run]:
+def planted(alerts: Captured) -> Planted:
+    """Unique fake credentials where a deployment keeps real ones.
+
+    AWS keys in the environment (what boto3 and S3A would pick up), a login and password
+    on ``spark_default`` (the connection every step's SparkSubmitOperator reads), and a
+    token in the ``slack_alerts`` webhook URL (the retry alert posts to it).
+    """
+    values = {
+        "AWS_ACCESS_KEY_ID": "AKIA" + _random(string.ascii_uppercase + "234567", 16),
+        "AWS_SECRET_ACCESS_KEY": _random(string.ascii_letters + string.digits + "+/", 40),
+        "spark_default password": _random(string.ascii_letters + string.digits, 24),
+        "slack_alerts token": _random(string.ascii_letters + string.digits, 24),
+    }
+    slack = json.loads(os.environ["AIRFLOW_CONN_SLACK_ALERTS"])
+    slack["password"] = slack["password"].rsplit("/", 1)[0] + "/" + values["slack_alerts token"]
+    return Planted(values, {
+        "AWS_ACCESS_KEY_ID": values["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": values["AWS_SECRET_ACCESS_KEY"],
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({
+            "conn_type": "spark", "host": "local[2]", "login": "pipeline",
+            "password": values["spark_default password"]}),
+        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(slack),
+    })
+
+
+def _mail_text(message: email.message.Message) -> str:
+    """An e-mail's headers and body parts, decoded (a plain search misses base64 text)."""
+    headers = [f"{k}: {make_header(decode_header(str(v)))}" for k, v in message.items()]
+    parts = [part.get_payload(decode=True) for part in message.walk()
+             if not part.is_multipart()]
+    return "\n".join([*headers, *(p.decode("utf-8", "replace") for p in parts
+                                   if isinstance(p, bytes))])
+
+
+@pytest.fixture(scope="module")
+def first_run(daily: DailyLake, alerts: Captured, statsd: list[str], planted: Planted,
+              request: pytest.FixtureRequest) -> Iterator[Run]:
     alerts.clear()
     marker = daily.root.parent / "fault-marker"
-    yield run_dag(daily.drops[0], _env(
+    run = run_dag(daily.drops[0], _env(
         daily, PIPELINE_FAULT="before_gold:exit1:once", PIPELINE_FAULT_MARKER=str(marker),
-        PIPELINE_METRICS="statsd", OPENLINEAGE_FILE=str(daily.root.parent / "lineage.jsonl")))
+        PIPELINE_METRICS="statsd", OPENLINEAGE_FILE=str(daily.root.parent / "lineage.jsonl"),
+        **planted.env), request=request)
+    # Later runs clear the captured alerts: keep this run's, with the webhook paths.
+    run.alerts = [*alerts.slack, *map(_mail_text, alerts.mail)]
+    run.webhook_paths = list(alerts.slack_paths)
+    yield run
 
 
 def test_initial_load_runs_every_task(first_run: Run) -> None:
@@ -220,6 +341,28 @@ def test_report_is_written_and_the_run_announced(first_run: Run, daily: DailyLak
     done = [m for m in alerts.slack if m.startswith("[SUCCEEDED]")]
     assert len(done) == 1 and done[0].endswith(f"| report: {report}")
     assert f"ds={ds}" in done[0]
+
+
+def test_no_planted_credential_reaches_a_task_log_an_alert_or_lineage(
+        first_run: Run, daily: DailyLake, planted: Planted) -> None:
+    ds = daily.drops[0]
+    logs = first_run.output
+    # The logs are the run's: Airflow's task lines, the operator's command line, the
+    # job's own log (through spark-submit) and the retry alert's log line.
+    assert "Spark-Submit cmd: spark-submit --master local[2]" in logs
+    for step in STEPS:
+        assert f"{step} {ds}: starting (lake file:{daily.root}, landing file:" in logs, step
+    assert f"pipeline alert: [RETRYING] dag=tpch_daily task=gold ds={ds}" in logs
+    # The planted values were in use: the retry alert went to the webhook with the token.
+    assert f"/services/T000/B000/{planted.values['slack_alerts token']}" in first_run.webhook_paths
+    assert any(a.startswith("[RETRYING]") for a in first_run.alerts)
+    lineage = (daily.root.parent / "lineage.jsonl").read_text()
+    assert '"eventType"' in lineage
+
+    for name, value in planted.values.items():
+        assert value not in logs, f"{name} appears in a task log"
+        assert not [a for a in first_run.alerts if value in a], f"{name} appears in an alert"
+        assert value not in lineage, f"{name} appears in a lineage event"
 
 
 def test_second_run_for_the_same_ds_changes_no_table(first_run: Run, daily: DailyLake,

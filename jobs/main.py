@@ -44,6 +44,14 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"--ds {value!r} is not a date YYYY-MM-DD") from None
     if len(value) != 10:
         raise argparse.ArgumentTypeError(f"--ds {value!r} is not a date YYYY-MM-DD")
+    # Versions are ordered by ds, so a drop processed under a future date would outrank
+    # every real drop until that date. The clock only bounds the argument (a day of slack
+    # for sources ahead of UTC); the run date itself always comes from --ds.
+    if parsed > dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1):
+        raise argparse.ArgumentTypeError(
+            f"--ds {value!r} is after tomorrow (UTC): a drop for a future date would "
+            "outrank every real drop"
+        )
     return parsed
 
 

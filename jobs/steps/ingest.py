@@ -1,9 +1,11 @@
 """Step ``ingest``: landing drop -> ``bronze/<table>``, every line verbatim with lineage.
 
 Each table's rows for the run date are replaced in one ``replaceWhere _ds = <ds>`` commit,
-so ingesting a drop twice never duplicates it and a killed run is simply redone. Line
-numbers are exact: Spark reads a file's splits in offset order, so a line's number is the
-count of lines before its split plus its position inside the split.
+so ingesting a drop twice never duplicates it and a killed run is simply redone. Every file
+is read and checked before any table is written, so an unusable file (exit 3) refuses the
+drop as a whole and leaves bronze as it was. Line numbers are exact: Spark reads a file's
+splits in offset order, so a line's number is the count of lines before its split plus its
+position inside the split.
 """
 
 from __future__ import annotations
@@ -122,6 +124,8 @@ def run(ctx: StepContext) -> dict[str, int]:
 
     :param ctx: step context.
     :return: lines written per table (empty when the drop was already ingested).
+    :raises DropNotReadyError: when the drop has no ``_SUCCESS`` marker.
+    :raises InputUnusableError: for an unusable file (then no table is written).
     """
     files = landed_files(ctx)
     fp = fingerprint({t: [(f.relative, f.size, f.mtime) for f in fs] for t, fs in files.items()})
@@ -133,6 +137,11 @@ def run(ctx: StepContext) -> dict[str, int]:
     run_ = start_run(ctx.spark, ctx.lake, "ingest", ctx.ds, fp)
     run_.details["files"] = {t: [f.relative for f in fs] for t, fs in files.items()}
     predicate = f"_ds = {sql_literal(ctx.ds)}"
+    # Every file is read and checked before any table is written: an unusable file refuses
+    # the drop as a whole, so bronze never holds part of a drop that silver will not see.
+    lines = run_parallel({
+        t: partial(read_lines, ctx.spark, fs, ctx.ds_str) for t, fs in files.items()
+    })
 
     def ingest_table(table: str) -> int | None:
         uri = ctx.lake.table("bronze", table)
@@ -142,7 +151,7 @@ def run(ctx: StepContext) -> dict[str, int]:
                 empty = ctx.spark.read.format("delta").load(uri).limit(0)
                 run_.wrote(table, replace_where(ctx.spark, uri, empty, predicate).version)
             return None
-        lines_df, n = read_lines(ctx.spark, files[table], ctx.ds_str)
+        lines_df, n = lines[table]
         result = replace_where(ctx.spark, uri, lines_df, predicate, partition_by=["_ds"])
         run_.wrote(table, result.version)
         run_.count("read", table, n)

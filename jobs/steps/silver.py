@@ -7,7 +7,8 @@ MERGE the good rows so that the newest ``_ds`` wins. The order of work inside a 
 1. dimensions (latest version; ``customer`` as SCD2);
 2. RF2 tombstones (``silver/_order_tombstones``, newest ``_ds`` kept);
 3. orders, skipping versions not newer than their tombstone;
-4. the drop's deletions applied to orders and line items (``t._ds <= tombstone ds``);
+4. the drop's deletions applied to orders and line items (``t._ds <= tombstone ds``); a
+   line item newer than the deletion of its order goes back to quarantine as an orphan;
 5. line items, plus earlier orphans parked in quarantine whose order may now exist.
 
 Steps 1 and 2-4 write different tables and read nothing of each other, so they run side
@@ -25,6 +26,7 @@ month, not on the length of history. Dimensions are small and unpartitioned.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Callable
@@ -359,20 +361,75 @@ class _Silver:
         moved.unpersist()
 
     def apply_deletes(self, deletes: DataFrame) -> None:
-        existing = self.order_lookup(deletes).cache()
-        months = sorted({r[0] for r in existing.select("_old_month").distinct().collect()})
-        self.run.details["deletes_unknown_key"] = (
-            deletes.join(existing, "o_orderkey", "left_anti").count())
-        if months:
-            predicate = f"t._order_month IN {sql_in(months)}"
-            for name, key in (("orders", "o_orderkey"), ("lineitem", "l_orderkey")):
-                result = delete_matching(
-                    self.spark, self.silver_uri(name), deletes,
-                    f"t.{identifier(key)} = s.o_orderkey AND {predicate}", "t._ds <= s._tomb_ds")
-                self.run.wrote(name, result.version)
-                self.run.details.setdefault("deleted_rows", {})[name] = result.metrics.get(
-                    "num_deleted_rows", 0)
-        existing.unpersist()
+        """Remove the versions of orders and line items that the drop's deletions cover.
+
+        A line item newer than the deletion survives it, but when its order goes it has no
+        order left: it is parked as an orphan, exactly as if the deletion had come first,
+        so the result does not depend on the order in which the drops are processed.
+        """
+        from pyspark.sql import functions as F
+
+        # Per deletion: the stored order's month and whether the orders DELETE below removes
+        # it (it is not newer). Materialised: that DELETE rewrites the table read here.
+        looked_up = deletes.join(self.order_lookup(deletes), "o_orderkey", "left").select(
+            "o_orderkey", "_tomb_ds", "_old_month",
+            (F.col("_old_ds") <= F.col("_tomb_ds")).alias("_gone"),
+        ).localCheckpoint(eager=True)
+        stats = looked_up.groupBy("_old_month", "_gone").count().collect()
+        months = sorted(r["_old_month"] for r in stats if r["_old_month"] is not None)
+        self.run.details["deletes_unknown_key"] = sum(
+            r["count"] for r in stats if r["_old_month"] is None)
+        if not months:
+            return
+        if any(r["_gone"] for r in stats):
+            self.park_orphaned_by_delete(looked_up, months)
+        predicate = f"t._order_month IN {sql_in(months)}"
+        for name, key, condition in (
+            ("orders", "o_orderkey", "t._ds <= s._tomb_ds"),
+            ("lineitem", "l_orderkey", "t._ds <= s._tomb_ds OR s._gone"),
+        ):
+            result = delete_matching(
+                self.spark, self.silver_uri(name), looked_up,
+                f"t.{identifier(key)} = s.o_orderkey AND {predicate}", condition)
+            self.run.wrote(name, result.version)
+            self.run.details.setdefault("deleted_rows", {})[name] = result.metrics.get(
+                "num_deleted_rows", 0)
+
+    def park_orphaned_by_delete(self, gone: DataFrame, months: list[dt.date]) -> None:
+        """Park stored line items newer than the deletion of their order as orphans.
+
+        Their raw lines come from bronze; they are written to ``quarantine/lineitem``
+        under their own ``_ds`` before the DELETE removes them from silver (a crash in
+        between leaves a line in both places for a moment, never in neither), and every
+        later run retries them like any orphan.
+
+        :param gone: the drop's deletions: ``o_orderkey``, ``_tomb_ds`` and ``_gone`` (the
+            stored order is not newer than its deletion).
+        :param months: the ``_order_month`` values of those orders.
+        """
+        from pyspark.sql import functions as F
+
+        lineage = ["_ds", "_source_file", "_line_number"]
+        orphaned = (
+            self.read_silver("lineitem").where(F.expr(f"_order_month IN {sql_in(months)}"))
+            .join(gone.where("_gone").select(F.col("o_orderkey").alias("l_orderkey"),
+                                             "_tomb_ds"), "l_orderkey")
+            .where(F.col("_ds") > F.col("_tomb_ds"))
+            .select(*lineage)
+        )
+        ds_list = sorted({r[0] for r in orphaned.select("_ds").distinct().collect()})
+        if not ds_list:
+            return
+        bronze = self.spark.read.format("delta").load(
+            self.ctx.lake.table("bronze", "lineitem")).where(F.col("_ds").isin(ds_list))
+        rows = orphaned.join(bronze, lineage).select(
+            F.col("value").alias("raw"), *lineage, F.array(F.lit(ORPHAN_REASON)).alias("reasons"))
+        uri = self.ctx.lake.table("quarantine", "lineitem")
+        ensure_table(self.spark, uri, quarantine_schema(), ["_ds"])
+        result = merge_rows(self.spark, uri, rows, lineage,
+                            partition_predicate=f"t._ds IN {sql_in(ds_list)}")
+        self.run.wrote("quarantine/lineitem", result.version)
+        self.run.details["orphaned_by_delete"] = result.metrics.get("num_inserted_rows", 0)
 
     def parked_orphans(self) -> DataFrame | None:
         """Line items parked in quarantine as orphans by other drops."""

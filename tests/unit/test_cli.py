@@ -20,6 +20,8 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs.delta_io import latest_version
+from jobs.errors import ConfigError
+from jobs.main import parse_args
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -64,6 +66,15 @@ def test_bad_arguments_exit_2_with_one_usage_line(args: list[str], detail: str) 
     assert lines[0].startswith("error: usage: ")
     assert detail in lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_ds_after_tomorrow_is_refused_and_tomorrow_is_accepted() -> None:
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+
+    assert parse_args(["ingest", "--ds", tomorrow.isoformat()]).ds == tomorrow
+    for late in (tomorrow + dt.timedelta(days=1), dt.date(2999, 12, 31)):
+        with pytest.raises(ConfigError, match=rf"--ds '{late}' is after tomorrow \(UTC\)"):
+            parse_args(["ingest", "--ds", late.isoformat()])
 
 
 def test_unknown_runner_exits_2_before_starting_spark(tmp_path: Path) -> None:

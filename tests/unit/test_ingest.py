@@ -115,6 +115,22 @@ def test_nul_byte_makes_the_file_unusable_naming_file_and_line(
         ingest.read_lines(spark, files, DS.isoformat())
 
 
+def test_unusable_file_refuses_the_whole_drop_before_any_table_is_written(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    write_drop(tmp_path / "landing", {
+        "orders/part-1.tbl": b"1|a|\n",
+        "lineitem/part-1.tbl": b"1|a|\n\x1f\x8b\x00|\n",
+    })
+    ctx = context(spark, tmp_path)
+
+    with pytest.raises(InputUnusableError, match=re.escape("/lineitem/part-1.tbl line 2: ")):
+        ingest.run(ctx)
+
+    assert {t: latest_version(spark, ctx.lake.table("bronze", t))
+            for t in ingest.BRONZE_TABLES} == dict.fromkeys(ingest.BRONZE_TABLES)
+
+
 # -- landed_files --------------------------------------------------------------------------
 
 def test_landed_files_lists_data_files_by_table_and_skips_markers(

@@ -88,12 +88,16 @@ def run_step(args: argparse.Namespace) -> None:
     """Build the session and context, then run the step (``all``: four steps in order)."""
     from jobs.fault import arm, maybe_fail
     from jobs.lake import Lake, resolve_locations
-    from jobs.spark import get_session
+    from jobs.spark import get_session, tune_for_drop
     from jobs.steps.common import StepContext
 
     lake_uri, landing_uri = resolve_locations(args.lake, args.landing)
     arm(lake_uri)
     spark = get_session(f"tpch-{args.step}-{args.ds}")
+    small = tune_for_drop(spark, landing_uri, str(args.ds))
+    if small is not None:
+        log.info("%s %s: small drop (%d bytes): interpreted execution", args.step, args.ds,
+                 small)
     ctx = StepContext(spark, Lake(lake_uri), landing_uri, args.ds, args.force)
     steps = _steps()
     names = ["ingest", "silver", "gold", "quality"] if args.step == "all" else [args.step]

@@ -21,11 +21,14 @@ os.environ.setdefault("PIPELINE_RUNNER", "local")
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    """The test session: the pipeline's own factory, with test-sized shuffles."""
-    from jobs.spark import get_session
+    """The test session: the pipeline's own factory, with test-sized shuffles and the
+    small-drop settings a ``spark-submit`` of a test-sized drop applies."""
+    from jobs.spark import SMALL_DATA_CONF, get_session
 
     session = get_session("tpch-tests")
     session.conf.set("spark.sql.shuffle.partitions", "2")
+    for key, value in SMALL_DATA_CONF.items():
+        session.conf.set(key, value)
     yield session
     session.stop()
 

@@ -75,10 +75,15 @@ class MergeResult:
     metrics: dict[str, int] = field(default_factory=dict)
 
 
+def conflict_name(exc: BaseException) -> str | None:
+    """The kind of Delta concurrent-commit conflict an exception is, or ``None``."""
+    text = f"{type(exc).__name__} {exc}"
+    return next((name for name in _CONFLICT_NAMES if name in text), None)
+
+
 def is_conflict(exc: BaseException) -> bool:
     """Return whether an exception is a Delta concurrent-commit conflict."""
-    text = f"{type(exc).__name__} {exc}"
-    return any(name in text for name in _CONFLICT_NAMES)
+    return conflict_name(exc) is not None
 
 
 def with_conflict_retry(
@@ -111,9 +116,11 @@ def with_conflict_retry(
         except Exception as exc:
             if not is_conflict(exc) or attempt == attempts:
                 raise
+            if uri is not None:
+                fault.note_conflict(uri)
             delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-            log.warning("%s: write conflict (attempt %d/%d), retrying in %.1fs: %s",
-                        what, attempt, attempts, delay, str(exc).splitlines()[0])
+            log.warning("%s: write conflict (attempt %d/%d, %s), retrying in %.1fs",
+                        what, attempt, attempts, conflict_name(exc), delay)
             time.sleep(delay)
             continue
         if uri is not None:

@@ -25,6 +25,13 @@ Modifiers:
   pass. That models "the first attempt fails, the retry succeeds" across processes, which
   is how orchestration retries are tested.
 
+``PIPELINE_CONFLICT=<table>`` (local lakes) makes a real Delta write conflict instead: as
+soon as a write of the table (in :func:`jobs.delta_io.with_conflict_retry`) adds a data
+file, a concurrent writer (a thread of the job, through the same session) commits a change
+of the table's properties (``pipeline.fault.conflict``), once per process. The write in
+progress then fails to commit with Delta's ``MetadataChangedException``, which the job's
+conflict retry absorbs.
+
 ``PIPELINE_FAULT_TRACE=<file>`` appends the name of every point passed to the file, one per
 line (crash tests use it to list the points a clean run passes).
 
@@ -42,7 +49,8 @@ from pathlib import Path
 
 from jobs.errors import ConfigError
 
-__all__ = ["after_write", "arm", "before_write", "kill_driver", "maybe_fail", "table_of"]
+__all__ = ["after_write", "arm", "before_write", "kill_driver", "maybe_fail", "note_conflict",
+           "table_of"]
 
 _commits = itertools.count(1)
 _lock = threading.Lock()
@@ -126,18 +134,21 @@ def table_of(uri: str) -> str:
 
 
 def _armed() -> bool:
-    return "PIPELINE_FAULT" in os.environ or "PIPELINE_FAULT_TRACE" in os.environ
+    return any(name in os.environ
+               for name in ("PIPELINE_FAULT", "PIPELINE_FAULT_TRACE", "PIPELINE_CONFLICT"))
 
 
 def before_write(uri: str) -> None:
     """Fault point before a Delta write of the table at ``uri``."""
     if _armed():
         maybe_fail(f"before_write:{table_of(uri)}")
+        _start_conflict(uri)
 
 
 def after_write(uri: str) -> None:
     """Fault points after a Delta commit to the table at ``uri``."""
     if _armed():
+        _stop_conflict(uri)
         with _lock:
             n = next(_commits)
         maybe_fail(f"after_write:{table_of(uri)}")
@@ -161,6 +172,63 @@ def _watch(folder: Path, vacuum: bool, every: float) -> None:
             kill_driver()
 
 
+def _local_folder(lake_root: str, table: str, setting: str) -> Path:
+    if "://" in lake_root and not lake_root.startswith("file://"):
+        raise ConfigError(f"{setting} needs a local lake, not {lake_root}")
+    return Path(lake_root.removeprefix("file://").removeprefix("file:")) / table
+
+
+_conflict_done = threading.Event()
+
+
+def _conflict(folder: Path, writing: threading.Event, every: float = 0.05) -> None:
+    """Commit property changes to the table while the write runs, until it conflicts.
+
+    A write's transaction spans its snapshot read, its file writes and its commit; a
+    single concurrent commit could land before or after that window, so the writer keeps
+    committing until the job reports the conflict (:func:`note_conflict`).
+    """
+    from pyspark.sql import SparkSession
+
+    # The job's session (the default one: this thread has no active session of its own).
+    spark = SparkSession.builder.getOrCreate()
+    while writing.is_set() and not _conflict_done.is_set():
+        spark.sql(f"ALTER TABLE delta.`{folder.as_uri()}` "
+                  f"SET TBLPROPERTIES ('pipeline.fault.conflict' = '{time.time_ns()}')")
+        time.sleep(every)
+
+
+def note_conflict(uri: str) -> None:
+    """The job met a write conflict on this table: ``PIPELINE_CONFLICT`` has done its work."""
+    if os.environ.get("PIPELINE_CONFLICT", "").strip() == table_of(uri):
+        _conflict_done.set()
+
+
+_writing: dict[str, threading.Event] = {}
+
+
+def _start_conflict(uri: str) -> None:
+    """``PIPELINE_CONFLICT``: watch this write of the named table, once per process."""
+    table = table_of(uri)
+    if os.environ.get("PIPELINE_CONFLICT", "").strip() != table or _conflict_done.is_set():
+        return
+    if "://" in uri and not uri.startswith("file://"):
+        raise ConfigError(f"PIPELINE_CONFLICT={table} needs a local lake, not {uri}")
+    folder = Path(uri.removeprefix("file://").removeprefix("file:"))
+    if not (folder / "_delta_log").is_dir():  # being created: nothing to conflict with yet
+        return
+    writing = _writing[table] = threading.Event()
+    writing.set()
+    threading.Thread(target=_conflict, args=(folder, writing), name="fault-conflict",
+                     daemon=True).start()
+
+
+def _stop_conflict(uri: str) -> None:
+    writing = _writing.pop(table_of(uri), None)
+    if writing is not None:
+        writing.clear()
+
+
 def arm(lake_root: str, every: float = 0.01) -> None:
     """Start the watcher for a ``during_write``/``during_vacuum`` point, if one is set.
 
@@ -177,9 +245,6 @@ def arm(lake_root: str, every: float = 0.01) -> None:
         raise ConfigError(f"PIPELINE_FAULT={point}: a watched point can only kill, not exit 1")
     if once and not _first_hit(os.environ.get("PIPELINE_FAULT_MARKER")):
         return
-    if "://" in lake_root and not lake_root.startswith("file://"):
-        raise ConfigError(f"PIPELINE_FAULT={kind}:… needs a local lake, not {lake_root}")
-    root = lake_root.removeprefix("file://").removeprefix("file:")
-    folder = Path(root) / table
+    folder = _local_folder(lake_root, table, f"PIPELINE_FAULT={kind}:…")
     threading.Thread(target=_watch, args=(folder, kind == "during_vacuum", every),
                      name="fault-watch", daemon=True).start()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from jobs.delta_io import is_delta_table, with_conflict_retry
 from jobs.errors import ConfigError
 from jobs.ledger import start_run
-from jobs.steps.common import StepContext, log
+from jobs.steps.common import StepContext, log, run_parallel
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
@@ -77,16 +77,22 @@ def run(ctx: StepContext) -> bool:
 
     hours = retention_hours()
     run_ = start_run(ctx.spark, ctx.lake, "maintain", ctx.ds, None)
-    for uri in delta_tables(ctx.spark, ctx.lake.root):
-        name = uri[len(ctx.lake.root) + 1:]
+
+    def maintain_table(uri: str) -> int:
         table = DeltaTable.forPath(ctx.spark, uri)
-        metrics = with_conflict_retry(partial(_compact, table), f"optimize {uri}",
-                                      uri=uri)
+        metrics = with_conflict_retry(partial(_compact, table), f"optimize {uri}", uri=uri)
         removed = 0
         if metrics is not None and metrics["metrics"] is not None:
             removed = int(metrics["metrics"]["numFilesRemoved"] or 0)
         table.vacuum(float(hours))
-        run_.details.setdefault("files_compacted", {})[name] = removed
+        return removed
+
+    # Tables are independent and mostly small, so per-query driver work dominates: four
+    # side by side keep both cores busy (spark-submit maintain of an SF 0.001 lake after two
+    # drops: 84 -> 63 s).
+    tables = {uri[len(ctx.lake.root) + 1:]: partial(maintain_table, uri)
+              for uri in delta_tables(ctx.spark, ctx.lake.root)}
+    run_.details["files_compacted"] = run_parallel(tables)
     run_.write("succeeded")
     log.info("maintain %s: compacted %s, vacuum retention %dh", ctx.ds,
              run_.details.get("files_compacted"), hours)

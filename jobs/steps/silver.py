@@ -6,7 +6,8 @@ MERGE the good rows so that the newest ``_ds`` wins. The order of work inside a 
 
 1. dimensions (latest version; ``customer`` as SCD2);
 2. RF2 tombstones (``silver/_order_tombstones``, newest ``_ds`` kept);
-3. orders, skipping versions not newer than their tombstone;
+3. orders, skipping versions not newer than their tombstone (when an update changes an
+   order's month, its line items move to that month first);
 4. the drop's deletions applied to orders and line items (``t._ds <= tombstone ds``); a
    line item newer than the deletion of its order goes back to quarantine as an orphan;
 5. line items, plus earlier orphans parked in quarantine whose order may now exist.
@@ -328,10 +329,13 @@ class _Silver:
         )
         if months:
             self.touched_months["orders"] = [m.isoformat() for m in months]
+            # Line items move first: after a crash between the two writes the re-run still
+            # sees the order's old month and completes the move (moving nothing twice).
+            # The other way round, it would see the new month and leave them behind.
+            self.cascade_month_moves(source, existing)
             result = merge_latest(self.spark, self.silver_uri("orders"), source, table.key,
                                   f"t._order_month IN {sql_in(months)}")
             self.note_merge("orders", result.version, result.metrics)
-            self.cascade_month_moves(source, existing)
         flagged.unpersist()
         prepared.unpersist()
 
@@ -384,9 +388,12 @@ class _Silver:
         if any(r["_gone"] for r in stats):
             self.park_orphaned_by_delete(looked_up, months)
         predicate = f"t._order_month IN {sql_in(months)}"
+        # Line items first: a re-run after a crash between the two DELETEs finds the order
+        # (and its month) still there. The other way round it would find no order and
+        # leave its line items in silver for good.
         for name, key, condition in (
-            ("orders", "o_orderkey", "t._ds <= s._tomb_ds"),
             ("lineitem", "l_orderkey", "t._ds <= s._tomb_ds OR s._gone"),
+            ("orders", "o_orderkey", "t._ds <= s._tomb_ds"),
         ):
             result = delete_matching(
                 self.spark, self.silver_uri(name), looked_up,

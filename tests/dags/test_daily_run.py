@@ -3,7 +3,8 @@
 One lake, three DAG runs in order, each a scenario of its own:
 
 1. the initial load, whose ``gold`` task fails transiently on its first attempt (exit 1,
-   injected once) and succeeds on the retry;
+   injected once) and succeeds on the retry, and whose ``silver`` task meets a real Delta
+   write conflict (``PIPELINE_CONFLICT``) that the job absorbs: one try;
 2. the same ``ds`` again, which must change no table;
 3. a daily drop that trips the quality gate (exit 3): it fails without a retry, gold is
    left as it was, and the alert reaches the task log, Slack and e-mail.
@@ -233,6 +234,7 @@ def first_run(daily: DailyLake, alerts: Captured, statsd: list[str], planted: Pl
     marker = daily.root.parent / "fault-marker"
     run = run_dag(daily.drops[0], _env(
         daily, PIPELINE_FAULT="before_gold:exit1:once", PIPELINE_FAULT_MARKER=str(marker),
+        PIPELINE_CONFLICT="silver/orders",
         PIPELINE_METRICS="statsd", OPENLINEAGE_FILE=str(daily.root.parent / "lineage.jsonl"),
         **planted.env), request=request)
     # Later runs clear the captured alerts: keep this run's, with the webhook paths.
@@ -260,6 +262,14 @@ def test_transient_failure_is_retried_and_the_run_succeeds(first_run: Run,
         + retry[0][retry[0].index(" | log: "):]
     ]
     assert "/dags/tpch_daily/runs/" in retry[0]
+
+
+def test_a_write_conflict_is_absorbed_inside_the_job(first_run: Run, daily: DailyLake) -> None:
+    """A concurrent commit to silver/orders while silver's MERGE writes: Delta refuses the
+    MERGE's commit, the job retries it, and Airflow sees one successful try."""
+    assert first_run.tries["silver"] == 1
+    assert (f"merge into file:{daily.root}/silver/orders: write conflict (attempt 1/5, "
+            "MetadataChangedException)") in first_run.output
 
 
 def test_tables_and_ledger_are_written(first_run: Run, daily: DailyLake,

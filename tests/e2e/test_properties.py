@@ -642,3 +642,40 @@ def test_line_item_newer_than_its_orders_deletion_is_parked_as_an_orphan(
     assert [k for k in tables["silver/lineitem"] if k[0] == 1] == []
     uri = f"file:{landing}/ds={ds_of(1)}/lineitem/part-1.tbl"
     assert tables["quarantine/lineitem"][(ds_of(1), uri, 1)] == (item, (ORPHAN_REASON,))
+
+
+@pytest.mark.parametrize("point", ["after_write:silver/orders", "after_write:silver/lineitem"])
+def test_a_crash_between_an_orders_write_and_its_line_items_write_is_completed_by_the_rerun(
+    spark: SparkSession, base: tuple[Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, point: str,
+) -> None:
+    """Found in review: silver wrote an order, then its line items, and a crash in between
+    left the line items wrong for good, because the re-run decides from the order:
+
+    * an update moving an order to another month moved the order first; the re-run saw no
+      month change, so its line items stayed in the old month (and a later update of one
+      of them made a second copy);
+    * an RF2 deletion deleted the order first; the re-run found no order, so its line
+      items stayed in silver.
+
+    Line items are now written first in both cases. Each drop's first write of ``point``
+    fails (in-process, like a lost driver), the drop is re-run, and the lake must equal
+    the model."""
+    base_landing, base_lake = base
+    shutil.copytree(base_lake, tmp_path / "lake")
+    lake, landing = lake_of(tmp_path / "lake"), tmp_path / "landing"
+    assert month(dt.date.fromisoformat(ORDERS[0][3])) != month(dt.date.fromisoformat(ORDERS[1][3]))
+    land(landing, ds_of(0), {"orders/part-1.tbl": [order_line(1, ORDERS[1])]})
+    land(landing, ds_of(1), {"orders_delete/part-1.tbl": [delete_line(2)],
+                             "lineitem/part-1.tbl": [item_line((1, 1), ITEMS[1])]})
+    for drop in (0, 1):
+        monkeypatch.setenv("PIPELINE_FAULT", f"{point}:exit1")
+        with pytest.raises(RuntimeError, match="injected transient failure"):
+            process(spark, lake, landing, ds_of(drop), force=False, steps=(ingest, silver))
+        monkeypatch.delenv("PIPELINE_FAULT")
+        process(spark, lake, landing, ds_of(drop), force=False)
+
+    expected, _ = expected_tables([*landed(base_landing), *landed(landing)])
+    actual = actual_tables(spark, lake)
+    for name in READ:
+        assert actual[name] == expected[name], difference(name, actual, expected)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,33 @@ def test_newer_or_corrected_rows_replace_and_new_keys_are_inserted(
     assert result.metrics["num_updated_rows"] == 2
     assert result.metrics["num_deleted_rows"] == 0
     assert result.version == 2
+
+
+def test_a_real_write_conflict_is_retried_and_the_merge_applies_once(
+    spark: SparkSession, template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``PIPELINE_CONFLICT``: a concurrent writer commits to the table while the MERGE
+    writes its files; Delta refuses the MERGE's commit and the job's retry applies it."""
+    from jobs import fault
+
+    uri = seeded(template, tmp_path)
+    monkeypatch.setenv("PIPELINE_CONFLICT", f"{tmp_path.name}/t")
+    monkeypatch.setattr(fault, "_conflict_done", threading.Event())  # once per process
+    source = rows(spark, [(1, "a newer", D3, 11), (4, "d", D2, 40)])
+
+    result = merge_latest(spark, uri, source, ["k"])
+
+    conflicts = [r.getMessage() for r in caplog.records if "write conflict" in r.getMessage()]
+    assert conflicts and "(attempt 1/5, MetadataChangedException)" in conflicts[0], conflicts
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{uri[len('file:'):]}`").collect()
+    operations = [r["operation"] for r in sorted(history, key=lambda r: r["version"])]
+    # The concurrent writer's commits, then the MERGE, once.
+    assert operations[:3] == ["CREATE TABLE", "WRITE", "SET TBLPROPERTIES"], operations
+    assert operations.count("MERGE") == 1 and result.version == operations.index("MERGE")
+    expected = rows(spark, [(1, "a newer", D3, 11), (2, "b", D2, 20), (3, "c", D1, 30),
+                            (4, "d", D2, 40), (5, "e", D3, 50)])
+    assert_df_equality(table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_older_drop_never_overwrites_newer_row(

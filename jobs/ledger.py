@@ -31,6 +31,7 @@ __all__ = [
     "Run",
     "dq_schema",
     "last_success",
+    "last_successes",
     "record_dq",
     "runs_schema",
     "start_run",
@@ -156,18 +157,38 @@ def last_success(spark: SparkSession, lake: Lake, step: str,
 
     :return: the row as a dict, or ``None``.
     """
+    return last_successes(spark, lake, {step: ds})[step]
+
+
+def last_successes(spark: SparkSession, lake: Lake,
+                   wanted: dict[str, dt.date | None]) -> dict[str, dict[str, Any] | None]:
+    """The latest ``succeeded`` run of several steps, with one read of ``ops/runs``.
+
+    :param wanted: step -> the ``ds`` it must be for, or ``None`` for any ``ds``.
+    :return: step -> the row as a dict, or ``None``.
+    """
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
+    found: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
     uri = lake.table("ops", "runs")
-    if not is_delta_table(spark, uri):
-        return None
-    df = spark.read.format("delta").load(uri).where(
-        (F.col("step") == step) & (F.col("status") == "succeeded")
-    )
-    if ds is not None:
-        df = df.where(F.col("ds") == F.lit(ds))
-    row = df.orderBy(F.col("ended_at").desc()).first()
-    return None if row is None else row.asDict(recursive=True)
+    if not wanted or not is_delta_table(spark, uri):
+        return found
+    wanted_runs = reduce(lambda a, b: a | b, [
+        (F.col("step") == step) & (F.lit(True) if ds is None else F.col("ds") == F.lit(ds))
+        for step, ds in wanted.items()
+    ])
+    rows = (spark.read.format("delta").load(uri)
+            .where((F.col("status") == "succeeded") & wanted_runs).collect())
+    for row in rows:
+        step = row["step"]
+        if wanted[step] is not None and row["ds"] != wanted[step]:
+            continue  # another step's ds filter let it through
+        latest = found[step]
+        if latest is None or row["ended_at"] > latest["ended_at"]:
+            found[step] = row.asDict(recursive=True)
+    return found
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from jobs.delta_io import is_delta_table, latest_version, with_conflict_retry
 from jobs.errors import ConfigError, QualityGateError
 from jobs.expectations import Action
-from jobs.ledger import DqResult, last_success, record_dq, start_run
+from jobs.ledger import DqResult, last_success, last_successes, record_dq, start_run
 from jobs.sql import identifier, sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.steps.gold import GOLD_TABLES
@@ -200,12 +200,8 @@ def run(ctx: StepContext) -> bool:
     """
     spark = ctx.spark
     threshold = max_quarantine_ratio()
-    # Three independent ledger look-ups, side by side.
-    found = run_parallel({
-        "silver": partial(last_success, spark, ctx.lake, "silver", ctx.ds),
-        "gold": partial(last_success, spark, ctx.lake, "gold"),
-        "quality": partial(last_success, spark, ctx.lake, "quality", ctx.ds),
-    })
+    # Three ledger look-ups, one read.
+    found = last_successes(spark, ctx.lake, {"silver": ctx.ds, "gold": None, "quality": ctx.ds})
     silver_run, gold_run, previous = found["silver"], found["gold"], found["quality"]
     # The inputs are this drop's silver run and the published gold: when neither ran
     # again, the verdict cannot change (OPTIMIZE/VACUUM commits do not count).

@@ -45,7 +45,7 @@ from jobs.delta_io import (
 )
 from jobs.errors import DropNotReadyError, QualityGateError
 from jobs.expectations import Expectation, expectations_for
-from jobs.ledger import DqResult, Run, last_success, record_dq, start_run
+from jobs.ledger import DqResult, Run, last_successes, record_dq, start_run
 from jobs.schemas import (
     CDF_TABLES,
     CUSTOMER_SNAPSHOTS,
@@ -603,10 +603,7 @@ def run(ctx: StepContext) -> bool:
         successful run), ``True`` otherwise.
     :raises DropNotReadyError: when the drop has not been ingested.
     """
-    found = run_parallel({
-        step: partial(last_success, ctx.spark, ctx.lake, step, ctx.ds)
-        for step in ("ingest", "silver")
-    })
+    found = last_successes(ctx.spark, ctx.lake, {"ingest": ctx.ds, "silver": ctx.ds})
     ingest, previous = found["ingest"], found["silver"]
     if ingest is None:
         raise DropNotReadyError(f"silver {ctx.ds}: the drop has not been ingested yet")

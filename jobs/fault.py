@@ -190,11 +190,18 @@ def _conflict(folder: Path, writing: threading.Event, every: float = 0.05) -> No
     """
     from pyspark.sql import SparkSession
 
+    from jobs.sql import identifier, sql_literal
+
     # The job's session (the default one: this thread has no active session of its own).
     spark = SparkSession.builder.getOrCreate()
+    # A name in the session's own (in-memory) catalogue for the table, an external table
+    # over its folder, so that the SQL text holds a validated name and no path. It is never
+    # dropped: the process is a test's, and dropping is not worth any risk to the data.
+    name = identifier(f"pipeline_fault_conflict_{time.time_ns()}", known=False)
+    spark.catalog.createTable(name, path=folder.as_uri(), source="delta")
     while writing.is_set() and not _conflict_done.is_set():
-        spark.sql(f"ALTER TABLE delta.`{folder.as_uri()}` "
-                  f"SET TBLPROPERTIES ('pipeline.fault.conflict' = '{time.time_ns()}')")
+        spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES "
+                  f"('pipeline.fault.conflict' = {sql_literal(str(time.time_ns()))})")
         time.sleep(every)
 
 

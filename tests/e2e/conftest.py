@@ -294,3 +294,16 @@ def chaos_lake(spark: SparkSession, chaos_landing: tuple[Path, list[str], dict[s
     for ds in drops[1:]:
         run_drop(spark, lake, landing, ds)
     return lake
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many runs the kill-anywhere tests killed, when they ran."""
+    # Imported as "test_kill_anywhere" (pytest's rootdir-based import) or by package path.
+    module = sys.modules.get("test_kill_anywhere") or sys.modules.get(
+        "tests.e2e.test_kill_anywhere")
+    killed = getattr(module, "KILLED", None)
+    if killed:
+        terminalreporter.write_line(
+            f"kill-anywhere: {killed[True]} runs SIGKILLed and re-run to completion; "
+            f"{killed[False]} drawn kills came after the run had ended")
+

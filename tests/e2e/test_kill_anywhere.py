@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-# Not in `make test` yet: about 25 minutes on two cores, more than the suite's whole budget.
+# Not in `make test` yet: about 21 minutes on two cores, more than the suite's whole budget.
 # `make chaos` runs this module (with N random kills).
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
@@ -53,7 +53,8 @@ KEYS = {**{name: t.key for name, t in TABLES.items()}, "customer": ("c_custkey",
         "_order_tombstones": ("o_orderkey",)}
 VOLATILE = ("_ingested_at",)
 LAYERS = ("bronze", "silver", "quarantine", "gold")
-# Runs killed (True) and drawn kills the run finished before (False), for the summary.
+# Runs killed (True) and drawn kills the run finished before (False), for the summary that
+# tests/e2e/conftest.py prints at the end of the session.
 KILLED: Counter[bool] = Counter()
 
 
@@ -179,16 +180,6 @@ def tolerant_gate() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DQ_MAX_QUARANTINE_RATIO", "1")
         yield
-
-
-@pytest.fixture(scope="module", autouse=True)
-def kill_summary(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Print how many runs were killed (and how many drawn kills came too late) at the end."""
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"kill-anywhere: {KILLED[True]} runs SIGKILLed and re-run to "
-                            f"completion; {KILLED[False]} drawn kills came after the run ended")
 
 
 @pytest.fixture(scope="module")

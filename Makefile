@@ -22,6 +22,7 @@ SF ?= 0.01
 DAYS ?= 3
 SEED ?= 42
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 PORT ?= 8080
 DS ?=
 # make chaos: targeted and N random kills (SIGKILLed spark-submits, random ones from a seed),
@@ -32,7 +33,7 @@ CHAOS_SEED ?= 20261126
 # The DAGs and the jobs read these; absolute, so Airflow's processes agree on them.
 DEMO_ENV := LANDING_URI=$(abspath $(LANDING)) LAKE_URI=$(abspath $(LAKE))
 
-.PHONY: setup deploy-tools demo test chaos lint typecheck clean-data help airflow dag-test
+.PHONY: setup deploy-tools demo test chaos bench lint typecheck clean-data help airflow dag-test
 
 help:
 	@echo "make setup   - venv, project install, Delta jars into $(JARS), spark-submit defaults"
@@ -41,6 +42,7 @@ help:
 	@echo "make dag-test DS=YYYY-MM-DD - run tpch_daily in-process for one date (airflow dags test)"
 	@echo "make test    - set-up, then the whole test suite (pytest)"
 	@echo "make chaos N=25 CHAOS_SEED=1 - kill-anywhere and concurrency runs (N random kills), each compared with a clean run"
+	@echo "make bench [BENCH_ARGS=--quick] - pipeline vs plain PySpark vs DuckDB, no-op and daily runs: docs/benchmarks.md"
 	@echo "make lint    - ruff and mypy"
 
 $(VENV)/.installed: pyproject.toml
@@ -96,8 +98,11 @@ test: setup
 
 chaos: setup
 	CHAOS_RANDOM_KILLS=$(N) CHAOS_SEED=$(CHAOS_SEED) \
-	SPARK_SUBMIT_OPTS="$${SPARK_SUBMIT_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC}" \
-		$(PY) -m pytest tests/e2e/test_kill_anywhere.py -m chaos -v --basetemp=.cache/chaos
+		$(PY) -m pytest tests/e2e/test_kill_anywhere.py -v --basetemp=.cache/chaos
+
+# make bench [BENCH_ARGS=--quick]: docs/benchmarks.md (bench/run.py), data in .cache/bench.
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,1 @@
+"""``make bench``: the pipeline's speed beside a plain-PySpark floor and DuckDB."""

@@ -1,0 +1,99 @@
+"""Helpers that run under ``spark-submit`` for the benchmark.
+
+    spark-submit bench/probe.py session            # start a session, run one query
+    spark-submit bench/probe.py lake LAKE OUT.json  # ledger rows and MERGE metrics of a lake
+    spark-submit bench/probe.py gold OUT.json NAME=LOCATION...  # the marts' totals, per source
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The silver tables that daily drops MERGE into, whose history the benchmark reports.
+MERGED = ("orders", "lineitem", "customer")
+
+
+def session() -> None:
+    from pyspark.sql import SparkSession
+
+    start = time.perf_counter()
+    spark = SparkSession.builder.getOrCreate()
+    spark.sql("SELECT 1").collect()
+    print(json.dumps({"session_s": time.perf_counter() - start}))
+
+
+def lake(root: str, out: str) -> None:
+    from delta.tables import DeltaTable
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.getOrCreate()
+    ledger = spark.read.format("delta").load(f"{root}/ops/runs").collect()
+    runs = [
+        {"step": r["step"], "ds": r["ds"].isoformat(), "status": r["status"],
+         "seconds": (r["ended_at"] - r["started_at"]).total_seconds() if r["ended_at"] else None}
+        for r in ledger
+    ]
+    # The Delta versions each drop's silver run committed, to find its MERGEs in history.
+    silver_versions = [{"ds": r["ds"].isoformat(), "versions": dict(r["delta_versions"] or {})}
+                       for r in ledger if r["step"] == "silver" and r["status"] == "succeeded"]
+    history = {}
+    for name in MERGED:
+        rows = DeltaTable.forPath(spark, f"{root}/silver/{name}").history().collect()
+        history[name] = [
+            {"version": r["version"], "operation": r["operation"],
+             "predicate": (r["operationParameters"] or {}).get("predicate"),
+             "metrics": dict(r["operationMetrics"] or {})}
+            for r in rows
+        ]
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump({"runs": runs, "history": history, "silver_versions": silver_versions}, f)
+
+
+def gold(out: str, sources: list[str]) -> None:
+    """Totals of both marts for each ``NAME=LOCATION`` (a lake, or a baseline's Parquet)."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    spark = SparkSession.builder.getOrCreate()
+    totals = {}
+    for source in sources:
+        name, location = source.split("=", 1)
+        is_lake = Path(location, "_delta_log").exists() or Path(location, "gold").joinpath(
+            "revenue_by_nation", "_delta_log").exists()
+
+        def mart(mart: str, location: str = location, is_lake: bool = is_lake) -> Any:
+            path = f"{location}/gold/{mart}"
+            if is_lake:
+                return spark.read.format("delta").load(path)
+            return spark.read.parquet(path if Path(path).is_dir() else f"{path}.parquet")
+
+        revenue = mart("revenue_by_nation").agg(
+            F.count(F.lit(1)).alias("rows"), F.sum("revenue").alias("revenue"),
+            F.sum("order_count").alias("orders")).first()
+        summary = mart("daily_line_summary").agg(
+            F.count(F.lit(1)).alias("rows"), F.sum("sum_charge").alias("charge"),
+            F.sum("count_order").alias("lines")).first()
+        assert revenue is not None and summary is not None
+        totals[name] = {"revenue_by_nation": [revenue["rows"], str(revenue["revenue"]),
+                                              revenue["orders"]],
+                        "daily_line_summary": [summary["rows"], str(summary["charge"]),
+                                               summary["lines"]]}
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(totals, f)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "session":
+        session()
+    elif sys.argv[1] == "gold":
+        gold(sys.argv[2], sys.argv[3:])
+    else:
+        lake(sys.argv[2], sys.argv[3])

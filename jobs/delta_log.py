@@ -1,0 +1,185 @@
+"""Read a small Delta table on the driver, without a Spark job.
+
+The ledger (``ops/runs``) is read at the start of every step to decide whether there is
+anything to do. Through Spark that read costs a snapshot job and a scan job, and in a
+fresh ``spark-submit`` the first of them also pays the JVM's warm-up: several seconds for
+a few kilobytes, and a run with nothing to do would touch data. This module replays the
+table's ``_delta_log`` (the newest classic checkpoint plus the JSON commits after it)
+through the session's Hadoop file system (same URIs and credentials as Spark: local disk,
+``s3a://``) and reads the live Parquet files with PyArrow.
+
+It handles the tables it is meant for: protocol reader version 1 or 2 without reader
+features, no column mapping, no deletion vectors, no partition columns, classic
+single-file checkpoints. For anything else :func:`read_small_table` returns ``None`` and
+the caller reads through Spark, which handles every feature.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["read_small_table"]
+
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint\.parquet$")
+# Any other checkpoint name (multi-part, v2 with a UUID) means a layout this reader skips.
+_OTHER_CHECKPOINT = re.compile(r"^\d{20}\.checkpoint\..+")
+
+
+# More files than this (a ledger nobody compacts) are read faster by Spark's parallel scan.
+MAX_FILES = 64
+
+
+class _Unsupported(Exception):
+    """The table uses something this reader does not handle: read it through Spark."""
+
+
+def _fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def _read_bytes(spark: SparkSession, uri: str) -> bytes:
+    fs, path = _fs(spark, uri)
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    stream = fs.open(path)
+    try:
+        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()
+
+
+def _replay(spark: SparkSession, log: str, names: list[str]) -> tuple[dict[str, Any], dict[
+        str, Any], dict[str, Any]]:
+    """The live ``add`` actions, the protocol and the metadata at the newest version."""
+    import pyarrow.parquet as pq
+
+    commits = sorted(int(m.group(1)) for n in names if (m := _COMMIT.match(n)))
+    if not commits:
+        raise _Unsupported("no commit")
+    latest = commits[-1]
+    checkpoints = [int(m.group(1)) for n in names if (m := _CHECKPOINT.match(n))]
+    checkpoints = [v for v in checkpoints if v <= latest]
+    if any(_OTHER_CHECKPOINT.match(n) and not _CHECKPOINT.match(n) for n in names):
+        raise _Unsupported("multi-part or v2 checkpoint")
+    live: dict[str, Any] = {}
+    protocol: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    start = 0
+    if checkpoints:
+        cp = max(checkpoints)
+        table = pq.read_table(io.BytesIO(_read_bytes(spark, f"{log}/{cp:020d}.checkpoint.parquet")),
+                              use_threads=False)
+        for action in table.to_pylist():
+            if action.get("add"):
+                live[action["add"]["path"]] = action["add"]
+            if action.get("protocol"):
+                protocol = action["protocol"]
+            if action.get("metaData"):
+                metadata = action["metaData"]
+                config = metadata.get("configuration") or []
+                metadata["configuration"] = dict(config) if isinstance(config, list) else config
+        start = cp + 1
+    needed = list(range(start, latest + 1))
+    if set(needed) - set(commits):
+        raise _Unsupported("a commit after the checkpoint is missing")
+    for version in needed:
+        text = _read_bytes(spark, f"{log}/{version:020d}.json").decode("utf-8")
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            if "add" in action:
+                live[action["add"]["path"]] = action["add"]
+            elif "remove" in action:
+                live.pop(action["remove"]["path"], None)
+            elif "protocol" in action:
+                protocol = action["protocol"]
+            elif "metaData" in action:
+                metadata = action["metaData"]
+    return live, protocol, metadata
+
+
+def _check_supported(live: dict[str, Any], protocol: dict[str, Any],
+                     metadata: dict[str, Any]) -> None:
+    if not protocol or int(protocol.get("minReaderVersion") or 0) > 2 or protocol.get(
+            "readerFeatures"):
+        raise _Unsupported(f"protocol {protocol}")
+    config = metadata.get("configuration") or {}
+    if config.get("delta.columnMapping.mode", "none") != "none":
+        raise _Unsupported("column mapping")
+    if metadata.get("partitionColumns"):
+        raise _Unsupported("partition columns")
+    if any(add.get("deletionVector") for add in live.values()):
+        raise _Unsupported("deletion vectors")
+
+
+def _python_value(value: Any, typ: Any) -> Any:
+    """PyArrow's Python value as PySpark's ``Row.asDict(recursive=True)`` gives it."""
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if pa.types.is_map(typ):  # PyArrow gives a MAP as a list of (key, value) pairs
+        return {k: _python_value(v, typ.item_type) for k, v in value}
+    if pa.types.is_struct(typ):
+        return {f.name: _python_value(value.get(f.name), f.type) for f in typ}
+    if pa.types.is_list(typ):
+        return [_python_value(v, typ.value_type) for v in value]
+    if pa.types.is_timestamp(typ):
+        # PySpark returns session-local naive datetimes; Parquet holds UTC instants
+        # (INT96 comes back naive, in nanoseconds, as a pandas Timestamp; TIMESTAMP_MICROS
+        # aware).
+        if hasattr(value, "to_pydatetime"):
+            value = value.to_pydatetime(warn=False)
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone().replace(tzinfo=None)
+    return value
+
+
+def read_small_table(spark: SparkSession, uri: str) -> list[dict[str, Any]] | None:
+    """Every row of a small Delta table, read on the driver without a Spark job.
+
+    :param spark: the session (its Hadoop file system and credentials are used).
+    :param uri: the table's URI.
+    :return: the rows as dicts (PySpark's Python types), ``[]`` for an empty table, or
+        ``None`` when the table uses a feature this reader does not handle (read it
+        through Spark then).
+    """
+    import pyarrow.parquet as pq
+
+    log = f"{uri.rstrip('/')}/_delta_log"
+    fs, path = _fs(spark, log)
+    if not fs.exists(path):
+        return None
+    names = [str(s.getPath().getName()) for s in fs.listStatus(path)]
+    try:
+        live, protocol, metadata = _replay(spark, log, names)
+        _check_supported(live, protocol, metadata)
+    except _Unsupported:
+        return None
+    if len(live) > MAX_FILES:
+        return None
+    columns = [f["name"] for f in json.loads(metadata["schemaString"])["fields"]]
+    rows: list[dict[str, Any]] = []
+    for file in sorted(live):
+        relative = urllib.parse.unquote(file)
+        location = relative if re.match(r"^[a-z][a-z0-9+.-]*:", relative) else \
+            f"{uri.rstrip('/')}/{relative}"
+        table = pq.read_table(io.BytesIO(_read_bytes(spark, location)), use_threads=False)
+        types = {f.name: f.type for f in table.schema}
+        for row in table.to_pylist():
+            rows.append({c: _python_value(row.get(c), types[c]) if c in types else None
+                         for c in columns})
+    return rows

@@ -10,8 +10,9 @@ through the session's Hadoop file system (same URIs and credentials as Spark: lo
 
 It handles the tables it is meant for: protocol reader version 1 or 2 without reader
 features, no column mapping, no deletion vectors, no partition columns, classic
-single-file checkpoints. For anything else :func:`read_small_table` returns ``None`` and
-the caller reads through Spark, which handles every feature.
+single-file checkpoints, at most :data:`MAX_FILES` live files. For anything else (or
+without PyArrow) :func:`read_small_table` returns ``None`` and the caller reads through
+Spark, which handles every feature.
 """
 
 from __future__ import annotations
@@ -157,8 +158,10 @@ def read_small_table(spark: SparkSession, uri: str) -> list[dict[str, Any]] | No
         ``None`` when the table uses a feature this reader does not handle (read it
         through Spark then).
     """
-    import pyarrow.parquet as pq
-
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # an environment without PyArrow (a dependency): Spark reads it
+        return None
     log = f"{uri.rstrip('/')}/_delta_log"
     fs, path = _fs(spark, log)
     if not fs.exists(path):

@@ -24,6 +24,8 @@ import re
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from jobs.lake import _fs
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -41,13 +43,6 @@ MAX_FILES = 64
 
 class _Unsupported(Exception):
     """The table uses something this reader does not handle: read it through Spark."""
-
-
-def _fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
 
 
 def _read_bytes(spark: SparkSession, uri: str) -> bytes:

@@ -219,9 +219,7 @@ def _start_conflict(uri: str) -> None:
     table = table_of(uri)
     if os.environ.get("PIPELINE_CONFLICT", "").strip() != table or _conflict_done.is_set():
         return
-    if "://" in uri and not uri.startswith("file://"):
-        raise ConfigError(f"PIPELINE_CONFLICT={table} needs a local lake, not {uri}")
-    folder = Path(uri.removeprefix("file://").removeprefix("file:"))
+    folder = _local_folder(uri, "", f"PIPELINE_CONFLICT={table}")
     if not (folder / "_delta_log").is_dir():  # being created: nothing to conflict with yet
         return
     writing = _writing[table] = threading.Event()

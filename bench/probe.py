@@ -1,7 +1,8 @@
 """Helpers that run under ``spark-submit`` for the benchmark.
 
     spark-submit bench/probe.py session            # start a session, run one query
-    spark-submit bench/probe.py lake LAKE OUT.json  # ledger rows and MERGE metrics of a lake
+    spark-submit bench/probe.py lake OUT.json NAME=LAKE...  # ledger rows, MERGE metrics and
+                                                           # files read, per lake
     spark-submit bench/probe.py gold OUT.json NAME=LOCATION...  # the marts' totals, per source
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,9 @@ if __package__ in (None, ""):
 
 # The silver tables that daily drops MERGE into, whose history the benchmark reports.
 MERGED = ("orders", "lineitem", "customer")
+# The partitioned ones: their MERGEs read the files of the partitions the condition names.
+PARTITIONED = ("orders", "lineitem")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def session() -> None:
@@ -30,11 +35,27 @@ def session() -> None:
     print(json.dumps({"session_s": time.perf_counter() - start}))
 
 
-def lake(root: str, out: str) -> None:
-    from delta.tables import DeltaTable
-    from pyspark.sql import SparkSession
+def _month(file: str) -> str | None:
+    found = re.search(r"_order_month=(\d{4}-\d{2}-\d{2})", file)
+    return found.group(1) if found else None
 
-    spark = SparkSession.builder.getOrCreate()
+
+def files_read(spark: Any, path: str, version: int, predicate: str | None) -> dict[str, int]:
+    """Files a MERGE at ``version`` read: those of the partitions its condition names.
+
+    Delta 4.0 records no count of the files a MERGE scanned, so it is counted here: the
+    table's files before the MERGE (``version - 1``), and those in the ``_order_month``
+    values of the MERGE's literal predicate (all of them when it has none).
+    """
+    files = spark.read.format("delta").option("versionAsOf", version - 1).load(path).inputFiles()
+    months = set(_DATE.findall(predicate or "")) if "_order_month" in (predicate or "") else None
+    read = [f for f in files if months is None or _month(f) in months]
+    return {"files_before": len(files), "files_read": len(read)}
+
+
+def lake(spark: Any, root: str) -> dict[str, Any]:
+    from delta.tables import DeltaTable
+
     ledger = spark.read.format("delta").load(f"{root}/ops/runs").collect()
     runs = [
         {"step": r["step"], "ds": r["ds"].isoformat(), "status": r["status"],
@@ -53,8 +74,24 @@ def lake(root: str, out: str) -> None:
              "metrics": dict(r["operationMetrics"] or {})}
             for r in rows
         ]
+        if name in PARTITIONED:
+            for commit in history[name]:
+                if commit["operation"] == "MERGE" and commit["version"] > 1:
+                    commit["metrics"] |= files_read(spark, f"{root}/silver/{name}",
+                                                    commit["version"], commit["predicate"])
+    return {"runs": runs, "history": history, "silver_versions": silver_versions}
+
+
+def lakes(out: str, sources: list[str]) -> None:
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.getOrCreate()
+    found = {}
+    for source in sources:
+        name, root = source.split("=", 1)
+        found[name] = lake(spark, root)
     with open(out, "w", encoding="utf-8") as f:
-        json.dump({"runs": runs, "history": history, "silver_versions": silver_versions}, f)
+        json.dump(found, f)
 
 
 def gold(out: str, sources: list[str]) -> None:
@@ -96,4 +133,4 @@ if __name__ == "__main__":
     elif sys.argv[1] == "gold":
         gold(sys.argv[2], sys.argv[3:])
     else:
-        lake(sys.argv[2], sys.argv[3])
+        lakes(sys.argv[2], sys.argv[3:])

@@ -13,24 +13,26 @@ STEPS = ("ingest", "silver", "gold", "quality")
 MERGE_METRICS = ("numSourceRows", "numTargetFilesRemoved", "numTargetFilesAdded",
                  "numTargetRowsCopied", "numTargetRowsInserted", "numTargetRowsUpdated",
                  "numTargetRowsDeleted", "numTargetBytesRemoved", "scanTimeMs", "rewriteTimeMs")
+# Counted by bench/probe.py: the files of the target before the MERGE, and those it read.
+SCAN_METRICS = ("files_before", "files_read")
 # What the pre-existing measurements in this file stand on (kept across regenerations).
 NOTES_MARKER = "<!-- notes: kept when the benchmark regenerates this file -->"
 
 
-def _step_seconds(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+def _step_seconds(lake: dict[str, Any]) -> dict[str, dict[str, float]]:
     """ds -> step -> seconds of its succeeded run (the last one)."""
     out: dict[str, dict[str, float]] = defaultdict(dict)
-    for run in results["lake"]["runs"]:
+    for run in lake["runs"]:
         if run["status"] == "succeeded" and run["seconds"] is not None:
             out[run["ds"]][run["step"]] = run["seconds"]
     return out
 
 
-def _merge_metrics(results: dict[str, Any], ds_versions: dict[str, dict[str, int]]
-                   ) -> dict[str, dict[str, dict[str, int]]]:
+def _merge_metrics(lake: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
     """ds -> table -> MERGE metrics summed over the commits of that ds's silver run."""
+    ds_versions = {run["ds"]: run["versions"] for run in lake.get("silver_versions", [])}
     out: dict[str, dict[str, dict[str, int]]] = {}
-    for table, history in results["lake"]["history"].items():
+    for table, history in lake["history"].items():
         previous = -1
         for ds in sorted(ds_versions):
             version = ds_versions[ds].get(table)
@@ -39,7 +41,7 @@ def _merge_metrics(results: dict[str, Any], ds_versions: dict[str, dict[str, int
             sums: dict[str, int] = defaultdict(int)
             for commit in history:
                 if previous < commit["version"] <= version and commit["operation"] == "MERGE":
-                    for key in MERGE_METRICS:
+                    for key in (*MERGE_METRICS, *SCAN_METRICS):
                         if key in commit["metrics"]:
                             sums[key] += int(commit["metrics"][key])
             out.setdefault(ds, {})[table] = dict(sums)
@@ -86,17 +88,14 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     _plot(images / f"initial_sf{sf}.png", f"Initial load, SF {sf}: wall time",
           ["pipeline (Delta)", "plain PySpark", "DuckDB"],
           {"wall s": [pipeline["wall_s"], floor["wall_s"], duck["wall_s"]]}, "seconds")
-    steps = _step_seconds(results)
+    steps = _step_seconds(results["lake"])
     daily = results["daily"]
     _plot(images / f"daily_sf{sf}.png", f"Daily drops after the SF {sf} initial load",
           [d["ds"] for d in daily],
           {step: [steps.get(d["ds"], {}).get(step, 0.0) for d in daily] for step in STEPS},
           "seconds per step (ledger)")
 
-    ds_versions: dict[str, dict[str, int]] = {}
-    for run in results["lake"].get("silver_versions", []):
-        ds_versions[run["ds"]] = run["versions"]
-    merges = _merge_metrics(results, ds_versions) if ds_versions else {}
+    merges = _merge_metrics(results["lake"])
 
     m, v = results["machine"], results["versions"]
     doc = [
@@ -166,8 +165,123 @@ def write_report(results: dict[str, Any], out: Path) -> None:
                 doc.append(f"| {ds} | {table} | "
                            + " | ".join(str(metrics.get(k, "")) for k in MERGE_METRICS) + " |")
         doc.append("")
+    if "history" in results:
+        doc += _history(results, images)
+    if "airflow" in results:
+        doc += _airflow(results["airflow"], session)
+    scale = out.parent / "bench" / "scale.json"
+    if scale.exists():
+        doc += _scale(json.loads(scale.read_text()))
     notes = ""
     if out.exists() and NOTES_MARKER in out.read_text():
         notes = out.read_text().split(NOTES_MARKER, 1)[1]
     doc += [NOTES_MARKER + notes.rstrip("\n"), ""]
     out.write_text("\n".join(doc))
+
+
+def _history_row(label: str, ds: str, wall: float, lake: dict[str, Any]) -> dict[str, Any]:
+    steps = _step_seconds(lake).get(ds, {})
+    merges = _merge_metrics(lake).get(ds, {})
+    return {"label": label, "wall": wall, "steps": steps, "merges": merges}
+
+
+def _history(results: dict[str, Any], images: Path) -> list[str]:
+    import datetime as dt
+
+    drop = results["history_drop"]
+    ds = drop["ds"]
+    full_days = (dt.date.fromisoformat(ds) - dt.date(1992, 1, 1)).days
+    rows = [_history_row(f"{h['days']} days", ds, h["daily"]["wall_s"], h["lake"])
+            for h in results["history"]]
+    rows.append(_history_row(f"all ({full_days:,} days)", ds, results["daily"][0]["wall_s"],
+                             results["lake"]))
+    control = _history_row(f"all ({full_days:,} days), control: no partition predicates", ds,
+                           results["control"]["wall_s"], results["control"]["lake"])
+    doc = [
+        "## Daily cost against history",
+        "",
+        f"One daily drop, `{ds}`, on lakes whose silver tables hold the last N days of "
+        f"orders (`bench/history.py`): {drop['new_orders']:,} new orders with "
+        f"{drop['new_lines']:,} line items, {drop['updated_orders']} updates of orders from "
+        f"the last seven days and {drop['late_lines']} late line items of such orders. Each "
+        "lake is built with `all` on an initial load of those N days; the last row is the "
+        "main lake (every order since 1992). Wall is the whole `all` run (`spark-submit` "
+        "included); the steps are the ledger's. Files read is what the orders and line-item "
+        "MERGEs read against the files their tables held (counted from the snapshot before "
+        "each MERGE and its literal partition predicate: Delta 4.0 records no such count).",
+        "",
+        "| silver history | wall | " + " | ".join(STEPS)
+        + " | files read (orders + lineitem) | files rewritten | rows copied |",
+        "|---|---:|" + "---:|" * len(STEPS) + "---:|---:|---:|",
+    ]
+    for row in [*rows, control]:
+        merged = [row["merges"].get(t, {}) for t in ("orders", "lineitem")]
+        read = sum(m.get("files_read", 0) for m in merged)
+        before = sum(m.get("files_before", 0) for m in merged)
+        rewritten = sum(m.get("numTargetFilesRemoved", 0) for m in merged)
+        copied = sum(m.get("numTargetRowsCopied", 0) for m in merged)
+        doc.append(f"| {row['label']} | {row['wall']:.1f} s | "
+                   + " | ".join(f"{row['steps'].get(s, 0.0):.1f} s" for s in STEPS)
+                   + f" | {read} of {before} | {rewritten} | {copied:,} |")
+    first, last = rows[0], rows[-2] if len(rows) > 2 else rows[-1]
+    doc += [
+        "",
+        f"{last['label']} against {first['label']}: {last['wall'] / first['wall']:.2f} times "
+        "the wall time, silver "
+        f"{last['steps'].get('silver', 0) / max(first['steps'].get('silver', 0), 1e-9):.2f} "
+        "times. Goal: the 365-day case within 1.2 times the 7-day case, and constant files "
+        "rewritten per run.",
+        "",
+        f"![daily cost against history](bench/history_sf{results['sf']}.png)",
+        "",
+    ]
+    _plot(images / f"history_sf{results['sf']}.png", f"Drop {ds} against silver history",
+          [r["label"].split(",")[0].replace(" days)", "d)") for r in rows] + ["control"],
+          {step: [r["steps"].get(step, 0.0) for r in [*rows, control]] for step in STEPS},
+          "seconds per step (ledger)")
+    return doc
+
+
+def _airflow(found: dict[str, Any], session: float) -> list[str]:
+    def sec(value: float | None, sign: str = "") -> str:
+        return "" if value is None else f"{value:{sign}.1f} s"
+
+    doc = [
+        "## Airflow overhead per task",
+        "",
+        f"`tpch_daily` for `{found['ds']}` through `dag.test()` (`bench/airflow_overhead.py`, "
+        "what `make dag-test` runs) on a lake that has processed that drop, so every Spark "
+        "task is a no-op re-run; each against the same `spark-submit` run by hand. "
+        "`dag.test()` runs the tasks inside its own process: a deployment's executor also "
+        "starts a process and parses the DAG per task, which is not in these figures.",
+        "",
+        "| task | state | in Airflow | by hand | overhead |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for task in found["tasks"]:
+        doc.append(f"| {task['task_id']} | {task['state']} | {sec(task['airflow_s'])} | "
+                   f"{sec(task.get('direct_s'))} | {sec(task.get('overhead_s'), '+')} |")
+    doc += ["", f"The DAG run took {sec(found['dag_run_s'])} ({sec(found['between_tasks_s'])} "
+                f"of it between tasks); the median overhead per Spark task is "
+                f"{sec(found['median_overhead_s'], '+')}, against a session start of "
+                f"{session:.1f} s.", ""]
+    return doc
+
+
+def _scale(found: dict[str, Any]) -> list[str]:
+    gib = found["peak_rss_mb"] / 1024
+    return [
+        f"## Scale: SF {found['sf']}",
+        "",
+        f"`python -m bench --scale-sf {found['sf']}`, measured on {found['date']}; not part of "
+        "the default run, which it would take well past 30 minutes. The initial load of "
+        f"{found['lines']:,} lines through `all` "
+        + ("completed" if found["returncode"] == 0 else f"failed (exit {found['returncode']})")
+        + f" in {found['wall_s']:.0f} s ({found['lines'] / found['wall_s']:,.0f} lines/s), "
+        f"peak memory {gib:.1f} GiB (process tree), {found['jobs']:,} Spark jobs; Spark spilled "
+        f"{found['spilled_disk_bytes'] / 2**30:.1f} GiB to disk "
+        f"({found['spilled_memory_bytes'] / 2**30:.1f} GiB in memory). The lake takes "
+        f"{found['lake_bytes'] / 2**30:.1f} GiB; generating the data took "
+        f"{found['generate_s']:.0f} s.",
+        "",
+    ]

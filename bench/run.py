@@ -1,6 +1,8 @@
 """``make bench``: measure the pipeline beside its baselines and write docs/benchmarks.md.
 
-    python -m bench [--quick] [--sf SF] [--days N] [--work DIR] [--out FILE]
+    python -m bench [--quick] [--sf SF] [--days N] [--history 7,30,90,365] [--work DIR]
+                    [--out FILE]
+    python -m bench --scale-sf 10     # only the scale run, kept in docs/bench/scale.json
 
 One invocation generates the data with the project's generator and measures, on this
 machine, in this order:
@@ -12,11 +14,19 @@ machine, in this order:
 3. A no-op re-run of the initial ``ds``: wall time beyond session start, and the Spark
    jobs it ran (from its event log).
 4. The daily drops after it, one ``all`` each: wall time, time per step (from the ledger)
-   and the MERGE metrics of the silver tables (from their Delta history).
+   and the MERGE metrics of the silver tables (from their Delta history). The first one
+   carries updates of recent orders and late line items (``bench/history.py``).
+5. The control: that first drop again, on a copy of the lake from before it, with the
+   MERGEs' literal partition predicates turned off.
+6. Daily cost against history: the same first drop on lakes whose silver holds only the
+   last 7, 30, 90 and 365 days of orders (each built with ``all`` on such an initial load).
+7. Airflow's overhead per task: ``tpch_daily`` through ``dag.test()`` against the same
+   ``spark-submit`` runs by hand (``bench/airflow_overhead.py``).
 
 Every run is a subprocess with the environment of a developer's ``spark-submit``; the
 document, its tables and its PNG plots are regenerated from the results (also kept as
-JSON next to them).
+JSON next to them). The SF 10 scale run takes about an hour on two cores, so it is a
+separate invocation whose result the document keeps.
 """
 
 from __future__ import annotations
@@ -34,8 +44,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import history
+from jobs.delta_io import PARTITION_PREDICATES_CONF
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# History lengths (days) for the daily-cost comparison; the main lake holds all of it.
+HISTORY_DAYS = (7, 30, 90, 365)
 
 
 @dataclass
@@ -89,22 +104,27 @@ def job(step: str, ds: str, lake: Path, landing: Path, *conf: str) -> list[str]:
 
 
 def spark_jobs(event_dir: Path) -> dict[str, int]:
-    """Spark jobs in an event log: all, and those that are not Delta's log replay.
+    """Spark jobs in an event log: all, and those that are not Delta's log replay; and spill.
 
     Delta describes the jobs that rebuild a table's state from its log as ``Delta: ...``;
     every other job reads or writes table data (the ledger's included).
     """
-    total = data = 0
+    total = data = spilled_disk = spilled_memory = 0
     for events in event_dir.rglob("events_*"):
         for line in events.open(encoding="utf-8"):
             event = json.loads(line)
+            if event.get("Event") == "SparkListenerTaskEnd":
+                task = event.get("Task Metrics") or {}
+                spilled_disk += int(task.get("Disk Bytes Spilled") or 0)
+                spilled_memory += int(task.get("Memory Bytes Spilled") or 0)
             if event.get("Event") != "SparkListenerJobStart":
                 continue
             total += 1
             props = event.get("Properties") or {}
             if not str(props.get("spark.job.description") or "").startswith("Delta:"):
                 data += 1
-    return {"jobs": total, "data_jobs": data}
+    return {"jobs": total, "data_jobs": data, "spilled_disk_bytes": spilled_disk,
+            "spilled_memory_bytes": spilled_memory}
 
 
 def landed_lines(landing: Path, ds: str) -> int:
@@ -143,26 +163,76 @@ def machine() -> dict[str, Any]:
             "os": platform.platform()}
 
 
+def scale(sf: str, work_root: Path, out: Path) -> int:
+    """The initial load at a large scale factor: does it complete, how long, how much memory."""
+    work = work_root / f"sf{sf}"
+    landing = work / "landing"
+    os.environ.update(_env())
+    started = time.perf_counter()
+    initial = generate(landing, sf, 1)[0]
+    generated = time.perf_counter() - started
+    lake = work / "lake"
+    shutil.rmtree(lake, ignore_errors=True)
+    events = work / "events"
+    shutil.rmtree(events, ignore_errors=True)
+    events.mkdir(parents=True)
+    m = measure(f"pipeline all (initial load, SF {sf})",
+                job("all", initial, lake, landing, *_event_log(events)),
+                work / "logs" / "initial.log")
+    result = {"sf": sf, "date": time.strftime("%Y-%m-%d"), "lines": landed_lines(landing, initial),
+              "generate_s": generated, "lake_bytes": _size(lake), **spark_jobs(events),
+              "machine": machine(), "versions": versions()} | asdict(m)
+    path = out.parent / "bench" / "scale.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    print(f"bench: wrote {path}")
+    shutil.rmtree(lake, ignore_errors=True)
+    return 0
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _event_log(folder: Path) -> list[str]:
+    return ["--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={folder}",
+            "--conf", "spark.eventLog.compress=false"]
+
+
+def _env() -> dict[str, str]:
+    # spark-submit finds Spark through the venv's python on PATH.
+    return {"PIPELINE_RUNNER": "local", "PIPELINE_METRICS": "off", "PYTHONPATH": str(ROOT),
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="SF 0.1, for iteration")
     parser.add_argument("--sf", default=None, help="scale factor (default 1, --quick 0.1)")
     parser.add_argument("--days", type=int, default=3, help="daily drops after the initial load")
+    parser.add_argument("--history", default=",".join(map(str, HISTORY_DAYS)),
+                        help="history lengths in days for the daily-cost comparison")
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--scale-sf", default=None,
+                        help="only the scale run: the initial load at this SF (e.g. 10), kept "
+                        "in docs/bench/scale.json for every later regeneration")
     args = parser.parse_args(argv)
+    if args.scale_sf:
+        return scale(args.scale_sf, args.work, args.out)
     sf = args.sf or ("0.1" if args.quick else "1")
     work: Path = args.work / f"sf{sf}"
-    landing = work / "landing"
-    # spark-submit finds Spark through the venv's python on PATH.
-    env = {"PIPELINE_RUNNER": "local", "PIPELINE_METRICS": "off", "PYTHONPATH": str(ROOT),
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    os.environ.update(env)
+    os.environ.update(_env())
 
     results: dict[str, Any] = {"sf": sf, "date": time.strftime("%Y-%m-%d"),
                                "machine": machine(), "versions": versions()}
-    drops = generate(landing, sf, args.days)
+    drops = generate(work / "landing", sf, args.days)
     initial, daily = drops[0], drops[1:]
+    history_days = [int(n) for n in args.history.split(",") if n.strip()]
+    landings = history.prepare(work / "landing", work / "landings", initial, daily[0],
+                               history_days)
+    landing = landings[history.FULL]
+    results["history_drop"] = history.drop_summary(work / "landings")
     results["initial_lines"] = landed_lines(landing, initial)
 
     probe = str(ROOT / "bench" / "probe.py")
@@ -194,21 +264,53 @@ def main(argv: list[str] | None = None) -> int:
     events = work / "events-noop"
     shutil.rmtree(events, ignore_errors=True)
     events.mkdir(parents=True)
-    noop = measure("no-op re-run", job("all", initial, lake, landing,
-                                       "--conf", "spark.eventLog.enabled=true",
-                                       "--conf", f"spark.eventLog.dir={events}",
-                                       "--conf", "spark.eventLog.compress=false"),
+    noop = measure("no-op re-run", job("all", initial, lake, landing, *_event_log(events)),
                    work / "logs" / "noop.log")
     results["noop"] = asdict(noop) | spark_jobs(events)
 
+    # The control: the first daily drop on a copy of this lake, MERGEs without the literal
+    # partition predicates.
+    control = work / "lake-control"
+    shutil.rmtree(control, ignore_errors=True)
+    shutil.copytree(lake, control)
     results["daily"] = []
     for ds in daily:
         m = measure(f"daily {ds}", job("all", ds, lake, landing), work / "logs" / f"daily-{ds}.log")
         results["daily"].append({"ds": ds, "lines": landed_lines(landing, ds)} | asdict(m))
-    dump = work / "lake.json"
-    measure("lake probe", spark_submit(probe, "lake", str(lake), str(dump)),
+    results["control"] = asdict(measure(
+        f"control: daily {daily[0]} without partition predicates",
+        job("all", daily[0], control, landing, "--conf", f"{PARTITION_PREDICATES_CONF}=false"),
+        work / "logs" / "control.log"))
+
+    # Daily cost against history: the same drop on lakes holding N days.
+    results["history"] = []
+    lakes = {"main": lake, "control": control}
+    for n in history_days:
+        label = str(n)
+        small = work / "history" / f"lake-{label}"
+        shutil.rmtree(small, ignore_errors=True)
+        build = measure(f"history {label} days: initial load", job(
+            "all", initial, small, landings[label]), work / "logs" / f"history-{label}-init.log")
+        run = measure(f"history {label} days: daily {daily[0]}", job(
+            "all", daily[0], small, landings[label]), work / "logs" / f"history-{label}.log")
+        results["history"].append({"days": n, "initial_lines": landed_lines(landings[label],
+                                                                             initial),
+                                   "build": asdict(build), "daily": asdict(run)})
+        lakes[label] = small
+
+    from bench import airflow_overhead
+
+    results["airflow"] = airflow_overhead.measure(lake, landing, daily[-1], work / "airflow")
+
+    dump = work / "lakes.json"
+    measure("lake probe", spark_submit(probe, "lake", str(dump),
+                                       *(f"{k}={v}" for k, v in lakes.items())),
             work / "logs" / "probe.log")
-    results["lake"] = json.loads(dump.read_text())
+    found = json.loads(dump.read_text())
+    results["lake"] = found.pop("main")
+    results["control"]["lake"] = found.pop("control")
+    for entry in results["history"]:
+        entry["lake"] = found[str(entry["days"])]
 
     from bench.report import write_report
 

@@ -7,7 +7,11 @@ Every write in the pipeline goes through here, so the rules live in one place:
   "multiple source rows matched" error cannot happen;
 * concurrent-commit conflicts are retried with bounded exponential backoff and jitter
   (:func:`with_conflict_retry`); when the budget is spent the error propagates and the
-  step exits 1, so the scheduler retries it.
+  step exits 1, so the scheduler retries it;
+* a MERGE into a partitioned table carries the partitions it may touch as a literal
+  predicate, so it reads those partitions only. ``make bench`` turns that off for its
+  control run with ``--conf spark.lakehouse.merge.partitionPredicates=false``
+  (:data:`PARTITION_PREDICATES_CONF`); nothing else should.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 __all__ = [
+    "PARTITION_PREDICATES_CONF",
     "MergeResult",
     "append_once",
     "assert_unique_keys",
@@ -270,6 +275,16 @@ def commit_metrics(spark: SparkSession, uri: str, version: int | None) -> dict[s
     return {k: int(v) for k, v in metrics.items() if str(v).isdigit()}
 
 
+PARTITION_PREDICATES_CONF = "spark.lakehouse.merge.partitionPredicates"
+
+
+def _partition_predicate(spark: SparkSession, predicate: str | None) -> str | None:
+    """``predicate``, unless the benchmark's control run turned partition predicates off."""
+    if str(spark.conf.get(PARTITION_PREDICATES_CONF, "true")).strip().lower() == "false":
+        return None
+    return predicate
+
+
 def _key_condition(key: Sequence[str], partition_predicate: str | None) -> str:
     """The MERGE condition ``t.k = s.k AND ...`` plus the partition predicate, if any.
 
@@ -308,7 +323,7 @@ def merge_latest(
 
     _check_columns(source_df, [*key, "_ds", "_row_hash"], f"merge into {uri}")
     assert_unique_keys(source_df, key, f"merge into {uri}")
-    condition = _key_condition(key, partition_predicate)
+    condition = _key_condition(key, _partition_predicate(spark, partition_predicate))
     before = latest_version(spark, uri)
 
     def run() -> DataFrame | None:
@@ -356,7 +371,7 @@ def merge_rows(
 
     _check_columns(source_df, key, f"merge into {uri}")
     assert_unique_keys(source_df, key, f"merge into {uri}")
-    condition = _key_condition(key, partition_predicate)
+    condition = _key_condition(key, _partition_predicate(spark, partition_predicate))
     before = latest_version(spark, uri)
     target_columns = set(DeltaTable.forPath(spark, uri).toDF().columns)
     columns = [identifier(c, known=False) for c in source_df.columns if c in target_columns]

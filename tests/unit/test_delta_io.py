@@ -16,6 +16,7 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs.delta_io import (
+    PARTITION_PREDICATES_CONF,
     append_once,
     commit_metrics,
     ensure_table,
@@ -209,6 +210,29 @@ def test_commit_metrics_are_the_ones_the_table_history_shows(
     assert metrics == {k: int(v) for k, v in history["operationMetrics"].items()}
     assert metrics["numOutputRows"] == len(SEED)
     assert commit_metrics(spark, uri, None) == {}
+
+
+@pytest.mark.parametrize("predicates", ["true", "false"])
+def test_the_partition_predicate_bounds_the_merge_unless_the_control_turns_it_off(
+    spark: SparkSession, template: Path, tmp_path: Path, predicates: str,
+) -> None:
+    from delta.tables import DeltaTable
+
+    uri = seeded(template, tmp_path)
+    spark.conf.set(PARTITION_PREDICATES_CONF, predicates)
+    try:
+        # Key 5 is stored under _ds D3, outside the predicate: a bounded MERGE cannot see it.
+        merge_latest(spark, uri, rows(spark, [(5, "e newer", D3, 51)]), ["k"],
+                     partition_predicate=f"t._ds IN {sql_in([D1, D2])}")
+    finally:
+        spark.conf.unset(PARTITION_PREDICATES_CONF)
+
+    history = DeltaTable.forPath(spark, uri).history(1).first()
+    assert history is not None
+    bounded = predicates == "true"
+    assert (" IN (" in history["operationParameters"]["predicate"]) is bounded
+    versions = sorted(r["v"] for r in table(spark, uri).where("k = 5").collect())
+    assert versions == (["e", "e newer"] if bounded else ["e newer"])
 
 
 # -- append_once ---------------------------------------------------------------------------

@@ -67,6 +67,8 @@ class Measured:
 def measure(name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Measured:
     """Run ``cmd``; sample the resident memory of its whole process tree every 0.1 s.
 
+    (:func:`_tree_rss`: JVM, Python and anything else they start, each counted once.)
+
     :raises RuntimeError: when the command fails (its log names the cause).
     """
     import psutil
@@ -78,13 +80,7 @@ def measure(name: str, cmd: list[str], log: Path, env: dict[str, str] | None = N
                             env={**os.environ, **(env or {})})
         peak = 0
         while proc.poll() is None:
-            rss = 0
-            for p in [proc, *proc.children(recursive=True)]:
-                try:
-                    rss += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            peak = max(peak, rss)
+            peak = max(peak, _tree_rss(proc))
             time.sleep(0.1)
         wall = time.perf_counter() - start
     result = Measured(name, wall, peak / 2**20, proc.returncode, str(log))
@@ -92,6 +88,28 @@ def measure(name: str, cmd: list[str], log: Path, env: dict[str, str] | None = N
     if proc.returncode != 0:
         raise RuntimeError(f"{name} exited {proc.returncode}; see {log}")
     return result
+
+
+def _tree_rss(root: Any) -> int:
+    """Resident memory of a process tree, each process once.
+
+    The JVM starts helpers (Hadoop runs ``chmod`` and ``readlink`` for the local file
+    system, hundreds per run): between its fork and its exec such a child shows its
+    parent's whole resident set, which would count the JVM twice. A child with its
+    parent's command line is such a moment, and is skipped.
+    """
+    import psutil
+
+    total = 0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            parent = p.parent()
+            if p.pid != root.pid and parent is not None and p.cmdline() == parent.cmdline():
+                continue
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return int(total)
 
 
 def spark_submit(*args: str) -> list[str]:

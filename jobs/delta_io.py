@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobs import fault
@@ -326,19 +327,33 @@ def merge_latest(
     condition = _key_condition(key, _partition_predicate(spark, partition_predicate))
     before = latest_version(spark, uri)
 
-    def run() -> DataFrame | None:
-        return (
-            DeltaTable.forPath(spark, uri).alias("t")
-            .merge(source_df.alias("s"), condition)
-            .whenMatchedUpdateAll(
+    def run(insert_only: bool = False) -> DataFrame | None:
+        merge = DeltaTable.forPath(spark, uri).alias("t").merge(source_df.alias("s"), condition)
+        if not insert_only:
+            merge = merge.whenMatchedUpdateAll(
                 condition="s._ds > t._ds OR (s._ds = t._ds AND s._row_hash <> t._row_hash)"
             )
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        return merge.whenNotMatchedInsertAll().execute()
 
+    inserted: dict[str, int] = {}
+    first: int | None = None
+    if before == 0:
+        # A new table (``ensure_table`` commits no rows): every source row is new. Delta
+        # runs an insert-only MERGE in one pass, without first copying the source aside.
+        # Should rows have appeared meanwhile (a concurrent run), it skips the source rows
+        # that match them, and the full MERGE below applies those.
+        inserted = _merge_metrics(with_conflict_retry(
+            partial(run, insert_only=True), f"insert into new table {uri}", uri=uri))
+        first = _committed(spark, uri, before)
+        counted = commit_metrics(spark, uri, first)
+        if first is not None and counted.get("numSourceRows") == counted.get(
+                "numTargetRowsInserted"):
+            return MergeResult(uri, first, inserted)
+        before = first if first is not None else before
     metrics = _merge_metrics(with_conflict_retry(run, f"merge into {uri}", uri=uri))
-    return MergeResult(uri, _committed(spark, uri, before), metrics)
+    for name, n in inserted.items():
+        metrics[name] = metrics.get(name, 0) + n
+    return MergeResult(uri, _committed(spark, uri, before) or first, metrics)
 
 
 def merge_rows(

@@ -212,6 +212,49 @@ def test_commit_metrics_are_the_ones_the_table_history_shows(
     assert commit_metrics(spark, uri, None) == {}
 
 
+def test_a_new_table_is_filled_by_one_insert_only_merge(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from delta.tables import DeltaTable
+
+    uri = "file:" + str(tmp_path / "new")
+    ensure_table(spark, uri, rows(spark, []).schema)
+
+    result = merge_latest(spark, uri, rows(spark, SEED), ["k"])
+
+    assert_df_equality(table(spark, uri), rows(spark, SEED), ignore_row_order=True,
+                       ignore_nullable=True)
+    assert result.version == 1 and result.metrics["num_inserted_rows"] == len(SEED)
+    last = DeltaTable.forPath(spark, uri).history(1).first()
+    assert last is not None and last["operation"] == "MERGE"
+    assert last["operationParameters"]["matchedPredicates"] == "[]"
+
+
+def test_rows_that_appear_before_an_insert_only_merge_are_merged_by_the_full_one(
+    spark: SparkSession, template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.delta_io as delta_io
+
+    # The table looked new when it was checked (version 0), then a concurrent run filled it.
+    uri = seeded(template, tmp_path)
+    real = delta_io.latest_version
+    answers = [0]
+
+    def latest_version(spark: SparkSession, uri: str) -> int | None:
+        return answers.pop() if answers else real(spark, uri)
+
+    monkeypatch.setattr(delta_io, "latest_version", latest_version)
+    source = rows(spark, [(1, "a newer", D3, 11), (4, "d", D2, 40)])
+
+    result = merge_latest(spark, uri, source, ["k"])
+
+    expected = rows(spark, [(1, "a newer", D3, 11), (2, "b", D2, 20), (3, "c", D1, 30),
+                            (4, "d", D2, 40), (5, "e", D3, 50)])
+    assert_df_equality(table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
+    assert result.version == 3
+    assert result.metrics["num_inserted_rows"] == 1 and result.metrics["num_updated_rows"] == 1
+
+
 @pytest.mark.parametrize("predicates", ["true", "false"])
 def test_the_partition_predicate_bounds_the_merge_unless_the_control_turns_it_off(
     spark: SparkSession, template: Path, tmp_path: Path, predicates: str,

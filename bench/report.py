@@ -255,11 +255,12 @@ def _airflow(found: dict[str, Any], session: float) -> list[str]:
         "`dag.test()` runs the tasks inside its own process: a deployment's executor also "
         "starts a process and parses the DAG per task, which is not in these figures.",
         "",
-        "| task | state | in Airflow | by hand | overhead |",
-        "|---|---|---:|---:|---:|",
+        "| task | state | tries | in Airflow (last try) | by hand | overhead |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for task in found["tasks"]:
-        doc.append(f"| {task['task_id']} | {task['state']} | {sec(task['airflow_s'])} | "
+        doc.append(f"| {task['task_id']} | {task['state']} | {task.get('tries', '')} | "
+                   f"{sec(task['airflow_s'])} | "
                    f"{sec(task.get('direct_s'))} | {sec(task.get('overhead_s'), '+')} |")
     doc += ["", f"The DAG run took {sec(found['dag_run_s'])} ({sec(found['between_tasks_s'])} "
                 f"of it between tasks); the median overhead per Spark task is "
@@ -282,6 +283,7 @@ def _scale(found: dict[str, Any]) -> list[str]:
         f"{found['spilled_disk_bytes'] / 2**30:.1f} GiB to disk "
         f"({found['spilled_memory_bytes'] / 2**30:.1f} GiB in memory). The lake takes "
         f"{found['lake_bytes'] / 2**30:.1f} GiB; generating the data took "
-        f"{found['generate_s']:.0f} s.",
+        f"{found['generate_s']:.0f} s. Code: `{found.get('commit', '?')}`.",
         "",
+        *([found["notes"], ""] if found.get("notes") else []),
     ]

@@ -25,7 +25,7 @@ machine, in this order:
 
 Every run is a subprocess with the environment of a developer's ``spark-submit``; the
 document, its tables and its PNG plots are regenerated from the results (also kept as
-JSON next to them). The SF 10 scale run takes about an hour on two cores, so it is a
+JSON next to them). The SF 10 scale run takes over an hour on two cores, so it is a
 separate invocation whose result the document keeps.
 """
 
@@ -197,7 +197,10 @@ def scale(sf: str, work_root: Path, out: Path) -> int:
     m = measure(f"pipeline all (initial load, SF {sf})",
                 job("all", initial, lake, landing, *_event_log(events)),
                 work / "logs" / "initial.log")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=False).stdout.strip()
     result = {"sf": sf, "date": time.strftime("%Y-%m-%d"), "lines": landed_lines(landing, initial),
+              "commit": commit,
               "generate_s": generated, "lake_bytes": _size(lake), **spark_jobs(events),
               "machine": machine(), "versions": versions()} | asdict(m)
     path = out.parent / "bench" / "scale.json"

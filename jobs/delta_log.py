@@ -56,11 +56,23 @@ def _read_bytes(spark: SparkSession, uri: str) -> bytes:
         stream.close()
 
 
+def _read_parquet(data: bytes) -> Any:
+    """One Parquet file's rows as a PyArrow table, read on the calling thread only.
+
+    ``pq.read_table`` goes through Arrow's dataset scanner, whose worker threads can still
+    be alive when the interpreter exits: Arrow then aborts the process ("terminate called
+    without an active exception", exit 134) after the step has succeeded, seen here on
+    no-op runs under Airflow. A single-file reader without threads or pre-buffering
+    starts no thread.
+    """
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(io.BytesIO(data), pre_buffer=False).read(use_threads=False)
+
+
 def _replay(spark: SparkSession, log: str, names: list[str]) -> tuple[dict[str, Any], dict[
         str, Any], dict[str, Any]]:
     """The live ``add`` actions, the protocol and the metadata at the newest version."""
-    import pyarrow.parquet as pq
-
     commits = sorted(int(m.group(1)) for n in names if (m := _COMMIT.match(n)))
     if not commits:
         raise _Unsupported("no commit")
@@ -75,8 +87,7 @@ def _replay(spark: SparkSession, log: str, names: list[str]) -> tuple[dict[str, 
     start = 0
     if checkpoints:
         cp = max(checkpoints)
-        table = pq.read_table(io.BytesIO(_read_bytes(spark, f"{log}/{cp:020d}.checkpoint.parquet")),
-                              use_threads=False)
+        table = _read_parquet(_read_bytes(spark, f"{log}/{cp:020d}.checkpoint.parquet"))
         for action in table.to_pylist():
             if action.get("add"):
                 live[action["add"]["path"]] = action["add"]
@@ -154,7 +165,7 @@ def read_small_table(spark: SparkSession, uri: str) -> list[dict[str, Any]] | No
         through Spark then).
     """
     try:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet  # noqa: F401
     except ImportError:  # an environment without PyArrow (a dependency): Spark reads it
         return None
     log = f"{uri.rstrip('/')}/_delta_log"
@@ -175,7 +186,7 @@ def read_small_table(spark: SparkSession, uri: str) -> list[dict[str, Any]] | No
         relative = urllib.parse.unquote(file)
         location = relative if re.match(r"^[a-z][a-z0-9+.-]*:", relative) else \
             f"{uri.rstrip('/')}/{relative}"
-        table = pq.read_table(io.BytesIO(_read_bytes(spark, location)), use_threads=False)
+        table = _read_parquet(_read_bytes(spark, location))
         types = {f.name: f.type for f in table.schema}
         for row in table.to_pylist():
             rows.append({c: _python_value(row.get(c), types[c]) if c in types else None

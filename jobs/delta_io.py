@@ -343,7 +343,7 @@ def merge_latest(
         # Should rows have appeared meanwhile (a concurrent run), it skips the source rows
         # that match them, and the full MERGE below applies those.
         inserted = _merge_metrics(with_conflict_retry(
-            partial(run, insert_only=True), f"insert into new table {uri}", uri=uri))
+            partial(run, insert_only=True), f"merge into {uri}", uri=uri))
         first = _committed(spark, uri, before)
         counted = commit_metrics(spark, uri, first)
         if first is not None and counted.get("numSourceRows") == counted.get(

@@ -35,6 +35,15 @@ def _parts(drop: Path, table: str) -> list[Path]:
     return sorted((drop / table).glob("*.tbl"))
 
 
+def _count(drop: Path, table: str) -> int:
+    """Lines of one table in a drop (its files closed again)."""
+    total = 0
+    for part in _parts(drop, table):
+        with part.open("rb") as f:
+            total += sum(1 for _ in f)
+    return total
+
+
 def _link(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -97,8 +106,8 @@ def prepare(source: Path, out: Path, initial: str, daily: str, days: Iterable[in
                 order_day[int(fields[0])] = day
                 if day < RECENT_DAYS:
                     recent.append(line)
-    new_orders = sum(1 for p in _parts(next_drop, "orders") for _ in p.open("rb"))
-    new_lines = sum(1 for p in _parts(next_drop, "lineitem") for _ in p.open("rb"))
+    new_orders = _count(next_drop, "orders")
+    new_lines = _count(next_drop, "lineitem")
     recent.sort(key=_key)
     updates = _every(recent, max(5, new_orders // 10))
     updated_keys = {_key(line) for line in updates}

@@ -38,6 +38,7 @@ __all__ = [
     "MergeResult",
     "append_once",
     "assert_unique_keys",
+    "commit_info",
     "commit_metrics",
     "delete_matching",
     "ensure_table",
@@ -229,7 +230,7 @@ def _committed(spark: SparkSession, uri: str, before: int | None) -> int | None:
     return after if after is not None and after != before else None
 
 
-def _commit_info(spark: SparkSession, uri: str, version: int) -> dict[str, Any] | None:
+def commit_info(spark: SparkSession, uri: str, version: int) -> dict[str, Any] | None:
     """Return the ``commitInfo`` action of one commit, read from its log file.
 
     A plain read of ``_delta_log/<version>.json`` (Delta writes ``commitInfo`` as its
@@ -264,7 +265,7 @@ def commit_metrics(spark: SparkSession, uri: str, version: int | None) -> dict[s
 
     if version is None:
         return {}
-    info = _commit_info(spark, uri, int(version))
+    info = commit_info(spark, uri, int(version))
     if info is not None:
         metrics: dict[str, Any] = info.get("operationMetrics") or {}
     else:

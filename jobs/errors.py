@@ -7,6 +7,7 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_OK",
     "EXIT_RETRY",
+    "ConcurrentChangeError",
     "ConfigError",
     "DropNotReadyError",
     "InputUnusableError",
@@ -46,5 +47,11 @@ class QualityGateError(PipelineError):
 
 class DropNotReadyError(PipelineError):
     """The drop for the run date has no ``_SUCCESS`` marker yet: worth retrying later."""
+
+    exit_code = EXIT_RETRY
+
+
+class ConcurrentChangeError(PipelineError):
+    """Another run changed the tables under a check that then failed: not judged, retry."""
 
     exit_code = EXIT_RETRY

@@ -6,6 +6,12 @@ violations over the views ``silver_<table>`` and ``gold_<table>``. The placehold
 is rendered as a list of literals, so Delta prunes the other partitions before it reads a
 file. Results go to ``ops/dq_results``.
 
+A failed check is only judged on tables nobody else is writing. When silver data changed
+after the latest gold run read it (its ``watermarks``: another drop's run is writing, or
+stopped half-way, and gold has not caught up), a failed dataset check proves nothing about
+this drop: the step exits 1 without touching gold, and the retry judges again (the
+quarantine ratio, which depends on this drop's silver run alone, is always judged).
+
 When a ``fail`` check finds violations, gold is restored to the versions it had before
 the gold runs that this gate has not yet passed (Delta ``RESTORE``), those runs are marked
 ``rolled_back`` so the next gold run recomputes their dates, and the step exits 3.
@@ -21,12 +27,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from jobs.delta_io import is_delta_table, latest_version, with_conflict_retry
-from jobs.errors import ConfigError, QualityGateError
+from jobs.delta_io import commit_info, is_delta_table, latest_version, with_conflict_retry
+from jobs.errors import ConcurrentChangeError, ConfigError, QualityGateError
 from jobs.expectations import Action
 from jobs.ledger import DqResult, last_success, last_successes, record_dq, start_run
+from jobs.schemas import CDF_TABLES
 from jobs.sql import identifier, sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.steps.gold import GOLD_TABLES
@@ -191,6 +198,42 @@ def _mark_rolled_back(spark: SparkSession, ctx: StepContext, run_ids: list[str])
     )
 
 
+# Commits that change no row: a check's verdict cannot depend on them.
+_NO_DATA_CHANGE = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES"})
+_MERGE_CHANGES = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
+
+
+def _silver_moved_since(ctx: StepContext, gold_run: Any) -> list[str]:
+    """Silver commits that changed data after the latest gold run read silver.
+
+    :param gold_run: the latest successful gold run (its ``watermarks``: the silver
+        versions it computed from), or ``None``.
+    :return: ``silver/<table> v<version> (<operation>)`` of the first such commit per
+        table; empty when gold is up to date with silver.
+    """
+    if gold_run is None:
+        return []
+    marks = json.loads(gold_run["details"] or "{}").get("watermarks", {})
+    moved = []
+    for name in sorted(CDF_TABLES):
+        uri = ctx.lake.table("silver", name)
+        now = latest_version(ctx.spark, uri)
+        if now is None:
+            continue
+        for version in range(int(marks.get(name, -1)) + 1, now + 1):
+            info = commit_info(ctx.spark, uri, version) or {}
+            operation = info.get("operation", "unknown")
+            metrics = info.get("operationMetrics") or {}
+            # A MERGE that matched nothing new (a forced re-run of the same drop) changes
+            # no row either.
+            unchanged_merge = operation == "MERGE" and not any(
+                int(metrics.get(k, 1)) for k in _MERGE_CHANGES)
+            if operation not in _NO_DATA_CHANGE and not unchanged_merge:
+                moved.append(f"silver/{name} v{version} ({operation})")
+                break
+    return moved
+
+
 def run(ctx: StepContext) -> bool:
     """Evaluate the dataset checks for the run date and gate gold.
 
@@ -233,9 +276,17 @@ def run(ctx: StepContext) -> bool:
     results.append(DqResult("*", "drop_not_empty", "warn", 0 if read else 1))
     record_dq(run_, results)
     failed = [r for r in results if r.outcome == "failed"]
+    names = ", ".join(f"{r.expectation} ({r.failed_rows})" for r in failed)
+    if failed and all(r.expectation != "quarantine_ratio" for r in failed):
+        moved = _silver_moved_since(ctx, gold_run)
+        if moved:
+            message = (f"quality {ctx.ds}: {names} failed while silver changed after the "
+                       f"latest gold run read it ({', '.join(moved)}): another run is "
+                       "writing; not judged, gold left as it is, retry")
+            run_.write("failed", message)
+            raise ConcurrentChangeError(message)
     if failed:
         restored = _restore_gold(ctx)
-        names = ", ".join(f"{r.expectation} ({r.failed_rows})" for r in failed)
         message = (f"quality gate failed for ds={ctx.ds}: {names}; gold restored: "
                    f"{', '.join(restored) or 'unchanged'}")
         run_.write("failed", message)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -275,25 +276,62 @@ def expected_gold(spark: SparkSession, lake: Lake) -> dict[str, list[tuple[Any, 
             for n, df in marts.items()}
 
 
-@pytest.fixture(scope="session")
-def chaos_initial(spark: SparkSession, chaos_landing: tuple[Path, list[str], dict[str, Any]],
-                  tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    """The chaos initial load alone (tests copy it before they write)."""
-    landing, drops, _ = chaos_landing
-    lake = lake_of(tmp_path_factory.mktemp("chaos-initial") / "lake")
-    run_drop(spark, lake, landing, drops[0])
-    return lake
+@dataclass
+class ChaosHistory:
+    """The chaos drops processed in order, kept as the lake was after each drop.
+
+    ``after[ds]`` is a read-only copy of the lake right after drop ``ds`` (before any test
+    touched it); ``commits[ds]`` is how many Delta commits that drop's clean run made (from
+    ``PIPELINE_FAULT_TRACE``). The kill-anywhere tests start from these states.
+    """
+
+    landing: Path
+    drops: list[str]
+    after: dict[str, Path]
+    commits: dict[str, int]
+
+    def before(self, ds: str) -> Path | None:
+        """The clean lake before drop ``ds`` (``None``: the empty lake)."""
+        i = self.drops.index(ds)
+        return self.after[self.drops[i - 1]] if i else None
 
 
-@pytest.fixture(scope="session")
-def chaos_lake(spark: SparkSession, chaos_landing: tuple[Path, list[str], dict[str, Any]],
-               chaos_initial: Lake, tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    """The chaos drops processed in order (the initial load is a copy of ``chaos_initial``)."""
-    landing, drops, _ = chaos_landing
-    lake = copy_lake(chaos_initial, tmp_path_factory.mktemp("chaos-lake") / "lake")
-    for ds in drops[1:]:
+def _traced_drop(spark: SparkSession, lake: Lake, landing: Path, ds: str,
+                 trace: Path) -> int:
+    """Run one drop with the fault trace on; return how many Delta commits it made."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIPELINE_FAULT_TRACE", str(trace))
         run_drop(spark, lake, landing, ds)
-    return lake
+    return sum(1 for line in trace.read_text().splitlines() if line.startswith("commit:"))
+
+
+@pytest.fixture(scope="session")
+def chaos_history(spark: SparkSession, chaos_landing: tuple[Path, list[str], dict[str, Any]],
+                  tmp_path_factory: pytest.TempPathFactory) -> ChaosHistory:
+    """The chaos drops processed in order, with the lake copied after each drop."""
+    landing, drops, _ = chaos_landing
+    base = tmp_path_factory.mktemp("chaos-history")
+    lake = lake_of(base / "lake")
+    after, commits = {}, {}
+    for ds in drops:
+        commits[ds] = _traced_drop(spark, lake, landing, ds, base / f"trace-{ds}")
+        after[ds] = base / f"after-{ds}"
+        shutil.copytree(base / "lake", after[ds])
+    return ChaosHistory(landing, drops, after, commits)
+
+
+@pytest.fixture(scope="session")
+def chaos_initial(chaos_history: ChaosHistory, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """The chaos initial load alone (tests copy it before they write)."""
+    return copy_lake(lake_of(chaos_history.after[chaos_history.drops[0]]),
+                     tmp_path_factory.mktemp("chaos-initial") / "lake")
+
+
+@pytest.fixture(scope="session")
+def chaos_lake(chaos_history: ChaosHistory, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """The chaos drops processed in order (a copy: tests may re-run drops on it)."""
+    return copy_lake(lake_of(chaos_history.after[chaos_history.drops[-1]]),
+                     tmp_path_factory.mktemp("chaos-lake") / "lake")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -306,4 +344,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"kill-anywhere: {killed[True]} runs SIGKILLed and re-run to completion; "
             f"{killed[False]} drawn kills came after the run had ended")
+        seconds = sorted(getattr(module, "SECONDS", []))
+        if seconds:
+            terminalreporter.write_line(
+                f"kill-anywhere: the {len(seconds)} runs took {sum(seconds):.0f} s, "
+                f"median {seconds[len(seconds) // 2]:.1f} s, longest {seconds[-1]:.1f} s")
 

@@ -1,23 +1,27 @@
-"""The quality gate keeps gold as it was; maintain compacts without changing contents."""
+"""The quality gate keeps gold as it was; maintain refuses a retention below 7 days.
+
+(maintain compacting and vacuuming without changing a table, killed or not, is
+``tests/e2e/test_kill_anywhere.py::test_kills_during_maintain_…``.)
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from jobs.errors import ConfigError, QualityGateError
+from jobs.errors import ConcurrentChangeError, ConfigError, QualityGateError
 from jobs.steps import gold, ingest, maintain, quality, silver
 from jobs.steps.common import StepContext
 from tests.e2e.conftest import (
     GOLD,
+    ChaosHistory,
     copy_lake,
     expected_gold,
+    lake_of,
     run_drop,
-    snapshot,
     table_rows,
     table_versions,
 )
@@ -66,19 +70,33 @@ def test_failed_gate_exits_3_and_restores_gold_then_a_passing_run_publishes(
     assert gold_rows(spark, lake) == expected_gold(spark, lake)
 
 
-def test_maintain_compacts_and_vacuums_without_changing_any_table(
-        spark: SparkSession, plain_landing: tuple[Path, list[str]], plain_lake: Lake) -> None:
-    _, drops = plain_landing
-    before = snapshot(spark, plain_lake)
-    ctx = StepContext(spark, plain_lake, "file:/unused", dt.date.fromisoformat(drops[-1]))
-    maintain.run(ctx)
-    assert snapshot(spark, plain_lake) == before
-    runs = spark.read.format("delta").load(plain_lake.table("ops", "runs")).where(
-        "step = 'maintain'").collect()
-    assert len(runs) == 1 and runs[0]["status"] == "succeeded"
-    compacted = json.loads(runs[0]["details"])["files_compacted"]
-    # Daily MERGEs left several small files in the line item table; OPTIMIZE merged them.
-    assert compacted["silver/lineitem"] > 0
+def test_a_check_failing_while_another_drops_silver_is_ahead_of_gold_is_retried_not_gated(
+        spark: SparkSession, chaos_history: ChaosHistory, tmp_path: Path) -> None:
+    """Found by the concurrency test: drop 2's silver committed while drop 1's quality ran.
+
+    Gold then lags silver for the dates drop 2 touched, the reconciliation of drop 1's
+    months fails, and the gate used to restore gold and exit 3 (not retried) for a drop
+    that had nothing wrong. Now the check is not judged while silver is ahead of the
+    latest gold run: exit 1, gold untouched; once gold has caught up it passes.
+    """
+    landing, drops = chaos_history.landing, chaos_history.drops
+    lake = copy_lake(lake_of(chaos_history.after[drops[1]]), tmp_path / "lake")
+    published = gold_rows(spark, lake)
+    run_drop(spark, lake, landing, drops[2], steps=(ingest, silver))
+    ctx = StepContext(spark, lake, "file:" + str(landing), dt.date.fromisoformat(drops[1]),
+                      force=True)
+
+    with pytest.raises(ConcurrentChangeError,
+                       match=r"daily_line_summary_reconciles \(\d+\) failed while silver "
+                             r"changed after the latest gold run read it \(.*silver/lineitem v"):
+        quality.run(ctx)
+
+    assert gold_rows(spark, lake) == published
+    runs = spark.read.format("delta").load(lake.table("ops", "runs")).where(
+        "step = 'gold' AND status = 'rolled_back'").count()
+    assert runs == 0
+    run_drop(spark, lake, landing, drops[2], steps=(gold,))
+    assert quality.run(ctx) is True
 
 
 def test_vacuum_retention_below_seven_days_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

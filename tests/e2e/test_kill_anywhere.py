@@ -56,7 +56,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("CHAOS_SEED", "20261126"))
-RANDOM_KILLS = int(os.environ.get("CHAOS_RANDOM_KILLS") or "2")
+RANDOM_KILLS = int(os.environ.get("CHAOS_RANDOM_KILLS") or "3")
 KEYS = {**{name: t.key for name, t in TABLES.items()}, "customer": ("c_custkey", "valid_from"),
         "_order_tombstones": ("o_orderkey",)}
 VOLATILE = ("_ingested_at",)
@@ -259,8 +259,8 @@ THIRD_DAILY = [Kill("after_write:bronze/customer"), Kill("during_write:silver/or
 @pytest.mark.parametrize(("drop", "kills"), [
     pytest.param(0, INITIAL, id="initial_load", marks=pytest.mark.chaos),
     pytest.param(1, FIRST_DAILY, id="first_daily_drop"),
-    pytest.param(2, SECOND_DAILY, id="second_daily_drop"),
-    pytest.param(3, THIRD_DAILY, id="third_daily_drop"),
+    pytest.param(2, SECOND_DAILY, id="second_daily_drop", marks=pytest.mark.chaos),
+    pytest.param(3, THIRD_DAILY, id="third_daily_drop", marks=pytest.mark.chaos),
 ])
 def test_targeted_kills_then_a_rerun_equal_the_clean_run(
         spark: SparkSession, kill_lake: KillLake, reference_contents: ReferenceContents,
@@ -280,6 +280,7 @@ def draw_kills(rng: random.Random, commits: dict[str, int], n: int) -> list[tupl
     return drawn
 
 
+@pytest.mark.chaos
 def test_random_kills_then_a_rerun_equal_the_clean_run(
         spark: SparkSession, kill_lake: KillLake, reference_contents: ReferenceContents,
         tmp_path: Path) -> None:

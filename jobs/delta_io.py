@@ -16,12 +16,14 @@ Every write in the pipeline goes through here, so the rules live in one place:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,6 +47,7 @@ __all__ = [
     "is_conflict",
     "is_delta_table",
     "latest_version",
+    "local_frame",
     "merge_latest",
     "merge_rows",
     "replace_where",
@@ -475,6 +478,41 @@ def replace_where(spark: SparkSession, uri: str, df: DataFrame, predicate: str,
     with_conflict_retry(run, f"replace {predicate} in {uri}", uri=uri)
     version = _committed(spark, uri, before)
     return MergeResult(uri, version, commit_metrics(spark, uri, version))
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        # Naive datetimes are UTC here (the ledger's clock reads); the offset makes the
+        # stored instant independent of the session's and the process's time zones.
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # exact: Spark parses a decimal column from a string
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def local_frame(spark: SparkSession, rows: Sequence[Sequence[object]],
+                schema: StructType) -> DataFrame:
+    """A DataFrame of a few rows built on the driver, as one JSON literal.
+
+    ``spark.createDataFrame`` of a Python list plans a Python RDD, so writing it starts a
+    Python worker: about 0.45 s of a one-row ledger append here (0.8 s against 0.35 s),
+    paid by every step. Parsed inside the JVM instead, the rows need no worker.
+    ``FAILFAST``: a value that does not fit the schema raises instead of becoming null.
+
+    :param rows: tuples in the schema's column order (strings, numbers, decimals, dates,
+        datetimes, maps, ``None``).
+    :param schema: their schema.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    names = schema.fieldNames()
+    payload = json.dumps([dict(zip(names, row, strict=True)) for row in rows],
+                         default=_json_value)
+    parsed = F.from_json(F.lit(payload), T.ArrayType(schema), {"mode": "FAILFAST"})
+    return spark.range(1).select(F.inline(parsed)).select(*names)
 
 
 def append_once(spark: SparkSession, uri: str, df: DataFrame, app_id: str) -> None:

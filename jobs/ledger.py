@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jobs.delta_io import append_once, ensure_table, is_delta_table
+from jobs.delta_io import append_once, ensure_table, is_delta_table, local_frame
 from jobs.delta_log import read_small_table
 from jobs.metrics import StepMetrics, publish
 
@@ -130,7 +130,7 @@ class Run:
             self.rows_duplicate, self.delta_versions,
             json.dumps(self.details, sort_keys=True, default=str), message,
         )
-        append_once(self.spark, uri, self.spark.createDataFrame([row], runs_schema()),
+        append_once(self.spark, uri, local_frame(self.spark, [row], runs_schema()),
                     f"ops-runs-{self.run_id}")
         publish(StepMetrics(
             step=self.step, ds=self.ds, status=status, started_at=self.started_at,
@@ -239,5 +239,5 @@ def record_dq(run: Run, results: Iterable[DqResult]) -> None:
         return
     uri = run.lake.table("ops", "dq_results")
     ensure_table(run.spark, uri, dq_schema())
-    append_once(run.spark, uri, run.spark.createDataFrame(rows, dq_schema()),
+    append_once(run.spark, uri, local_frame(run.spark, rows, dq_schema()),
                 f"ops-dq-{run.run_id}")

@@ -29,7 +29,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from jobs.delta_io import commit_info, is_delta_table, latest_version, with_conflict_retry
+from jobs.delta_io import (
+    commit_info,
+    is_delta_table,
+    latest_version,
+    local_frame,
+    with_conflict_retry,
+)
 from jobs.errors import ConcurrentChangeError, ConfigError, QualityGateError
 from jobs.expectations import Action
 from jobs.ledger import DqResult, last_success, last_successes, record_dq, start_run
@@ -187,8 +193,10 @@ def _restore_gold(ctx: StepContext) -> list[str]:
 
 def _mark_rolled_back(spark: SparkSession, ctx: StepContext, run_ids: list[str]) -> None:
     from delta.tables import DeltaTable
+    from pyspark.sql import types as T
 
-    ids = spark.createDataFrame([(r,) for r in run_ids], "run_id string")
+    schema = T.StructType([T.StructField("run_id", T.StringType(), False)])
+    ids = local_frame(spark, [(r,) for r in run_ids], schema)
     with_conflict_retry(
         lambda: DeltaTable.forPath(spark, ctx.lake.table("ops", "runs")).alias("t")
         .merge(ids.alias("s"), "t.run_id = s.run_id")

@@ -21,6 +21,7 @@ from jobs.delta_io import (
     commit_metrics,
     ensure_table,
     latest_version,
+    local_frame,
     merge_latest,
     replace_where,
     sql_in,
@@ -292,6 +293,38 @@ def test_append_once_adds_the_rows_once_per_app_id(
     expected = rows(spark, [*SEED, (6, "f", D3, 60), (7, "g", D3, 70)])
     assert_df_equality(table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
     assert latest_version(spark, uri) == 2
+
+
+# -- local_frame ---------------------------------------------------------------------------
+LEDGER_LIKE = (
+    "id string, at timestamp, day date, counts map<string,bigint>, amount decimal(12,2), "
+    "note string"
+)
+
+
+def test_local_frame_holds_the_same_values_as_create_data_frame(spark: SparkSession) -> None:
+    from decimal import Decimal
+
+    from pyspark.sql.types import StructType
+
+    schema = StructType.fromDDL(LEDGER_LIKE)
+    data = [
+        ("r1", dt.datetime(2026, 11, 27, 10, 2, 3, 456789), D1, {"orders": 3, "lineitem": 0},
+         Decimal("-1234.05"), 'quote " backslash \\ newline \n ünïcode'),
+        ("r2", dt.datetime(1998, 8, 1), D2, {}, None, None),
+    ]
+    built = local_frame(spark, data, schema)
+    assert built.schema.fieldNames() == schema.fieldNames()
+    assert [tuple(r) for r in built.collect()] == data
+    # The session is UTC (jobs.settings): createDataFrame stores the same instants.
+    assert_df_equality(built, spark.createDataFrame(data, schema), ignore_nullable=True)
+
+
+def test_local_frame_refuses_a_value_that_does_not_fit_its_column(spark: SparkSession) -> None:
+    from pyspark.sql.types import StructType
+
+    with pytest.raises(Exception, match=r"(?i)malformed|FAILFAST"):
+        local_frame(spark, [("not a number",)], StructType.fromDDL("n bigint")).collect()
 
 
 # -- sql_in --------------------------------------------------------------------------------

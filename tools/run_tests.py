@@ -20,12 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Group 2: what mostly waits on other processes (Airflow, spark-submit, moto, checkov),
-# plus the bad-input catalogue (in-process Spark), which evens out the two groups. (The
-# property tests ran 2.6 times slower there: group 2's in-process session inherits the
-# quick JIT below, which suits short-lived JVMs only.)
-AIRFLOW_E2E = ("tests/dags/test_daily_run.py", "tests/dags/test_live_airflow.py",
-               "tests/dags/test_kubernetes_runner.py", "tests/deploy",
-               "tests/e2e/test_bad_input.py")
+# plus the bad-input catalogue (in-process Spark), which evens out the two groups. Its
+# in-process session keeps the default JIT (tests/conftest.py): with the quick JIT below
+# the property tests ran 2.6 times slower there.
+GROUP_2 = ("tests/dags/test_daily_run.py", "tests/dags/test_live_airflow.py",
+           "tests/dags/test_kubernetes_runner.py", "tests/dags/test_emr_runner.py",
+           "tests/unit/test_cli.py", "tests/deploy", "tests/e2e/test_bad_input.py")
 # Group 2 starts about twenty short-lived spark-submit JVMs on SF 0.01 data (and
 # `make chaos` many more, with the same options). For those, the quick (C1) JIT and
 # the serial collector save about 10 s of CPU each (26 -> 16 s for
@@ -40,18 +40,18 @@ def main(argv: list[str]) -> int:
     suite = [*pytest, "-m", "not chaos"]
     if argv:
         return subprocess.call([*pytest, *argv], cwd=ROOT)
-    with tempfile.TemporaryFile(mode="w+") as airflow_log:
+    with tempfile.TemporaryFile(mode="w+") as group_2_log:
         env = {"SPARK_SUBMIT_OPTS": SHORT_JVM_OPTS, **os.environ}
-        airflow = subprocess.Popen([*suite, *AIRFLOW_E2E], cwd=ROOT, stdout=airflow_log,
+        group_2 = subprocess.Popen([*suite, *GROUP_2], cwd=ROOT, stdout=group_2_log,
                                    stderr=subprocess.STDOUT, text=True, env=env)
-        ignore = [f"--ignore={path}" for path in AIRFLOW_E2E]
-        print(f"== group 1 of 2: every test except {', '.join(AIRFLOW_E2E)}", flush=True)
+        ignore = [f"--ignore={path}" for path in GROUP_2]
+        print(f"== group 1 of 2: every test except {', '.join(GROUP_2)}", flush=True)
         rest = subprocess.call([*suite, *ignore], cwd=ROOT)
-        code = airflow.wait()
-        airflow_log.seek(0)
-        print(f"\n== group 2 of 2: {', '.join(AIRFLOW_E2E)} (ran alongside group 1)",
+        code = group_2.wait()
+        group_2_log.seek(0)
+        print(f"\n== group 2 of 2: {', '.join(GROUP_2)} (ran alongside group 1)",
               flush=True)
-        sys.stdout.write(airflow_log.read())
+        sys.stdout.write(group_2_log.read())
     print(f"\n== group 1 exit {rest}, group 2 exit {code}")
     return rest or code
 

@@ -25,6 +25,12 @@ Modifiers:
   pass. That models "the first attempt fails, the retry succeeds" across processes, which
   is how orchestration retries are tested.
 
+Several points, separated by commas (``after_write:bronze/orders:once,after_quality:once``),
+each with its own modifiers: a run of a DAG can then lose every task once. With several
+points, each ``:once`` point has its own marker, ``<PIPELINE_FAULT_MARKER>.<n>`` (``n``:
+its position in the list, from 1). A watched point claims its marker when it fires, so a
+process that never writes the table leaves it to the one that does.
+
 ``PIPELINE_CONFLICT=<table>`` (local lakes) makes a real Delta write conflict instead: as
 soon as a write of the table (in :func:`jobs.delta_io.with_conflict_retry`) adds a data
 file, a concurrent writer (a thread of the job, through the same session) commits a change
@@ -45,6 +51,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.errors import ConfigError
@@ -57,10 +64,8 @@ _lock = threading.Lock()
 _WATCHED = ("during_write:", "during_vacuum:")
 
 
-def _first_hit(marker: str | None) -> bool:
+def _first_hit(marker: str) -> bool:
     """Atomically claim the marker file; ``True`` only for the first claimant."""
-    if not marker:
-        raise ConfigError("PIPELINE_FAULT ends in ':once' but PIPELINE_FAULT_MARKER is not set")
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
@@ -92,15 +97,36 @@ def kill_driver() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _wanted() -> tuple[str, bool, bool] | None:
-    """The configured point, whether it exits 1 instead, whether it fires once."""
-    wanted = os.environ.get("PIPELINE_FAULT")
-    if not wanted:
-        return None
-    once = wanted.endswith(":once")
-    wanted = wanted.removesuffix(":once")
-    exit1 = wanted.endswith(":exit1")
-    return wanted.removesuffix(":exit1"), exit1, once
+@dataclass(frozen=True)
+class _Fault:
+    """One configured point: kill there (or exit 1), every time or once."""
+
+    point: str
+    exit1: bool
+    marker: str | None  # set for ``:once``: the file its first hit claims
+
+    def fires(self) -> bool:
+        """Whether this hit fires: always, or for ``:once`` only the first hit of all."""
+        return self.marker is None or _first_hit(self.marker)
+
+
+def _wanted() -> list[_Fault]:
+    """The configured points, in order (empty when ``PIPELINE_FAULT`` is unset).
+
+    :raises ConfigError: for ``:once`` without ``PIPELINE_FAULT_MARKER``.
+    """
+    entries = [e.strip() for e in os.environ.get("PIPELINE_FAULT", "").split(",") if e.strip()]
+    marker = os.environ.get("PIPELINE_FAULT_MARKER") or None
+    faults = []
+    for n, entry in enumerate(entries, 1):
+        once = entry.endswith(":once")
+        entry = entry.removesuffix(":once")
+        if once and marker is None:
+            raise ConfigError(
+                "PIPELINE_FAULT ends in ':once' but PIPELINE_FAULT_MARKER is not set")
+        own = (marker if len(entries) == 1 else f"{marker}.{n}") if once else None
+        faults.append(_Fault(entry.removesuffix(":exit1"), entry.endswith(":exit1"), own))
+    return faults
 
 
 def _trace(point: str) -> None:
@@ -116,15 +142,11 @@ def maybe_fail(point: str) -> None:
     :param point: the name of the point being passed.
     """
     _trace(point)
-    found = _wanted()
-    if found is None or found[0] != point:
-        return
-    _, exit1, once = found
-    if once and not _first_hit(os.environ.get("PIPELINE_FAULT_MARKER")):
-        return
-    if not exit1:
-        kill_driver()
-    raise RuntimeError(f"injected transient failure at {point}")
+    for wanted in _wanted():
+        if wanted.point == point and wanted.fires():
+            if not wanted.exit1:
+                kill_driver()
+            raise RuntimeError(f"injected transient failure at {point}")
 
 
 def table_of(uri: str) -> str:
@@ -163,13 +185,15 @@ def _data_files(folder: Path) -> set[str]:
     }
 
 
-def _watch(folder: Path, vacuum: bool, every: float) -> None:
+def _watch(folder: Path, vacuum: bool, every: float, wanted: _Fault) -> None:
     start = _data_files(folder)
     while True:
         time.sleep(every)
         now = _data_files(folder)
         if (vacuum and start - now) or (not vacuum and now - start):
-            kill_driver()
+            if wanted.fires():
+                kill_driver()
+            return  # ``:once``, and another process has had it
 
 
 def _local_folder(lake_root: str, table: str, setting: str) -> Path:
@@ -235,21 +259,20 @@ def _stop_conflict(uri: str) -> None:
 
 
 def arm(lake_root: str, every: float = 0.01) -> None:
-    """Start the watcher for a ``during_write``/``during_vacuum`` point, if one is set.
+    """Start a watcher for each ``during_write``/``during_vacuum`` point that is set.
 
     :param lake_root: the lake's root URI (``file:`` or a plain path).
     :param every: polling interval in seconds.
-    :raises ConfigError: for a watched point on a lake that is not on the local disk.
+    :raises ConfigError: for a watched point on a lake that is not on the local disk, or
+        one that asks to exit 1.
     """
-    found = _wanted()
-    if found is None or not found[0].startswith(_WATCHED):
-        return
-    point, exit1, once = found
-    kind, table = point.split(":", 1)
-    if exit1:
-        raise ConfigError(f"PIPELINE_FAULT={point}: a watched point can only kill, not exit 1")
-    if once and not _first_hit(os.environ.get("PIPELINE_FAULT_MARKER")):
-        return
-    folder = _local_folder(lake_root, table, f"PIPELINE_FAULT={kind}:…")
-    threading.Thread(target=_watch, args=(folder, kind == "during_vacuum", every),
-                     name="fault-watch", daemon=True).start()
+    for wanted in _wanted():
+        if not wanted.point.startswith(_WATCHED):
+            continue
+        kind, table = wanted.point.split(":", 1)
+        if wanted.exit1:
+            raise ConfigError(
+                f"PIPELINE_FAULT={wanted.point}: a watched point can only kill, not exit 1")
+        folder = _local_folder(lake_root, table, f"PIPELINE_FAULT={kind}:…")
+        threading.Thread(target=_watch, args=(folder, kind == "during_vacuum", every, wanted),
+                         name="fault-watch", daemon=True).start()

@@ -53,6 +53,57 @@ def test_exit1_raises_and_once_fires_only_for_the_first_process(
     fault.after_write("file:/lake/silver/orders")  # the retry passes
 
 
+def test_several_points_each_fire_once_with_their_own_marker(tmp_path: Path) -> None:
+    """A DAG run that loses each of three tasks once: each process dies at the first point
+    that has not fired yet, and the third run gets through."""
+    code = """
+        from jobs import fault
+        fault.maybe_fail("after_ingest")
+        print("ingest", flush=True)
+        fault.after_write("file:/l/silver/orders")
+        print("silver", flush=True)
+        fault.maybe_fail("after_quality")
+        print("quality", flush=True)
+    """
+    env = {"PIPELINE_FAULT": "after_ingest:once, after_write:silver/orders:once,after_gold:once",
+           "PIPELINE_FAULT_MARKER": str(tmp_path / "marker")}
+    outputs = []
+    for _ in range(3):
+        proc = child(code, **env)
+        outputs.append((proc.returncode, proc.stdout))
+    assert outputs == [(-signal.SIGKILL, ""), (-signal.SIGKILL, "ingest\n"),
+                       (0, "ingest\nsilver\nquality\n")]
+    # after_gold was never reached: its marker is still free.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["marker.1", "marker.2"]
+
+
+def test_a_watched_once_point_is_claimed_by_the_process_that_writes_the_table(
+        tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    table = lake / "silver" / "orders"
+    table.mkdir(parents=True)
+    code = f"""
+        import time
+        from jobs import fault
+        fault.arm({str(lake)!r})
+        time.sleep(0.3)
+        if WRITES:
+            open({str(table / "part-1.parquet")!r}, "wb").close()
+            time.sleep(5)
+        print("survived", flush=True)
+    """
+    env = {"PIPELINE_FAULT": "during_write:silver/orders:once",
+           "PIPELINE_FAULT_MARKER": str(tmp_path / "marker")}
+    reader = child(code.replace("WRITES", "False"), **env)
+    assert (reader.returncode, reader.stdout) == (0, "survived\n"), reader.stderr
+    assert not (tmp_path / "marker").exists()
+    writer = child(code.replace("WRITES", "True"), **env)
+    assert writer.returncode == -signal.SIGKILL, writer.stdout + writer.stderr
+    (table / "part-1.parquet").unlink()
+    retry = child(code.replace("WRITES", "True"), **env)
+    assert (retry.returncode, retry.stdout) == (0, "survived\n"), retry.stderr
+
+
 def test_once_without_a_marker_is_a_configuration_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPELINE_FAULT", "before_gold:exit1:once")

@@ -12,9 +12,12 @@ stopped half-way, and gold has not caught up), a failed dataset check proves not
 this drop: the step exits 1 without touching gold, and the retry judges again (the
 quarantine ratio, which depends on this drop's silver run alone, is always judged).
 
-When a ``fail`` check finds violations, gold is restored to the versions it had before
-the gold runs that this gate has not yet passed (Delta ``RESTORE``), those runs are marked
-``rolled_back`` so the next gold run recomputes their dates, and the step exits 3.
+When a ``fail`` check finds violations, gold is restored to the versions the last passing
+gate validated (each passing run records them; before any has passed, the marts' empty
+first versions) with Delta ``RESTORE``; the gold runs whose commits that undoes are marked
+``rolled_back`` so the next gold run recomputes their dates, and the step exits 3. (Not
+to the versions before the latest gold run: a killed gold try may have committed one
+mart before the retry looked.)
 Published gold therefore only ever holds data that passed the gate (restore, rather than
 stage-then-publish: readers see the restored version as one atomic commit).
 """
@@ -31,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.delta_io import (
     commit_info,
-    is_delta_table,
     latest_version,
     local_frame,
     with_conflict_retry,
@@ -149,45 +151,86 @@ def max_quarantine_ratio() -> float:
     return value
 
 
-def _register_views(ctx: StepContext) -> list[str]:
-    """Register the views the checks use; return the names of the missing tables."""
+def _register_views(ctx: StepContext) -> tuple[list[str], dict[str, int]]:
+    """Register the views the checks use.
 
+    Gold is read at the version found now, so the run can record what it validated.
+
+    :return: the names of the missing tables, and the gold versions the views read.
+    """
     spark = ctx.spark
     missing = []
+    gold: dict[str, int] = {}
     for layer, names in (("silver", TABLES), ("gold", GOLD_TABLES)):
         for name in names:
             uri = ctx.lake.table(layer, name)
             view = identifier(f"{layer}_{name}")
-            if is_delta_table(spark, uri):
-                spark.read.format("delta").load(uri).createOrReplaceTempView(view)
-            else:
+            version = latest_version(spark, uri)
+            if version is None:
                 missing.append(view)
-    return missing
+                continue
+            reader = spark.read.format("delta")
+            if layer == "gold":
+                reader = reader.option("versionAsOf", version)
+                gold[name] = version
+            reader.load(uri).createOrReplaceTempView(view)
+    return missing, gold
+
+
+def _restore_target(ctx: StepContext, passed: Any, gold_runs: list[Any]) -> dict[str, int]:
+    """The gold versions a failed gate restores: the last ones a passing gate validated.
+
+    Those are recorded by each passing run (``gold_versions``). Before any gate has
+    passed, nothing in gold is validated: every mart goes back to its empty version 0
+    (:func:`~jobs.delta_io.ensure_table`). A lake whose last passing run predates the
+    record falls back to the state before the first gold run after it (``pre_versions``).
+
+    Not the state before the latest gold run: a killed gold try may have committed a
+    mart before the retry that then recorded its own ``pre_versions``.
+    """
+    if passed is not None:
+        validated = json.loads(passed["details"] or "{}").get("gold_versions")
+        if validated is not None:
+            return {name: int(v) for name, v in validated.items()}
+        later = [r for r in gold_runs if r["started_at"] > passed["ended_at"]]
+        if not later:
+            return {}
+        pre = json.loads(later[0]["details"])["pre_versions"]
+        return {name: int(v) for name, v in pre.items() if v is not None}
+    return {name: 0 for name in GOLD_TABLES
+            if latest_version(ctx.spark, ctx.lake.table("gold", name)) is not None}
 
 
 def _restore_gold(ctx: StepContext) -> list[str]:
-    """Restore gold to before the runs not yet passed by the gate; return what was done."""
+    """Restore gold to what the last passing gate validated; return what was done.
+
+    Every gold run whose commits that undoes is marked ``rolled_back``, so the next gold
+    run recomputes what they had written.
+    """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     spark = ctx.spark
     passed = last_success(spark, ctx.lake, "quality")
-    runs = spark.read.format("delta").load(ctx.lake.table("ops", "runs")).where(
-        (F.col("step") == "gold") & (F.col("status") == "succeeded"))
-    if passed is not None:
-        runs = runs.where(F.col("started_at") > F.lit(passed["ended_at"]))
-    pending = runs.orderBy("started_at").collect()
+    gold_runs = (
+        spark.read.format("delta").load(ctx.lake.table("ops", "runs"))
+        .where((F.col("step") == "gold") & (F.col("status") == "succeeded"))
+        .orderBy("started_at").collect()
+    )
+    target = _restore_target(ctx, passed, gold_runs)
     done = []
-    if pending:
-        pre = json.loads(pending[0]["details"])["pre_versions"]
-        for name, version in pre.items():
-            uri = ctx.lake.table("gold", name)
-            if version is not None and latest_version(spark, uri) != version:
-                with_conflict_retry(
-                    partial(DeltaTable.forPath(spark, uri).restoreToVersion, version),
-                    f"restore {uri}", uri=uri)
-                done.append(f"{name} -> v{version}")
-        _mark_rolled_back(spark, ctx, [r["run_id"] for r in pending])
+    for name, version in sorted(target.items()):
+        uri = ctx.lake.table("gold", name)
+        if latest_version(spark, uri) != version:
+            with_conflict_retry(
+                partial(DeltaTable.forPath(spark, uri).restoreToVersion, version),
+                f"restore {uri}", uri=uri)
+            done.append(f"{name} -> v{version}")
+    undone = [r["run_id"] for r in gold_runs
+              if any(name in target and int(v) > target[name]
+                     for name, v in (r["delta_versions"] or {}).items())]
+    if undone:
+        _mark_rolled_back(spark, ctx, undone)
     return done
 
 
@@ -266,7 +309,7 @@ def run(ctx: StepContext) -> bool:
     if silver_run is not None:
         touched = json.loads(silver_run["details"]).get("touched_months", {})
         months = {dt.date.fromisoformat(m) for ms in touched.values() for m in ms}
-    missing = _register_views(ctx)
+    missing, gold_versions = _register_views(ctx)
 
     def evaluate(check: DatasetCheck) -> DqResult:
         row = spark.sql(check.query(sorted(months))).first()
@@ -299,6 +342,8 @@ def run(ctx: StepContext) -> bool:
                    f"{', '.join(restored) or 'unchanged'}")
         run_.write("failed", message)
         raise QualityGateError(message)
+    # What this verdict validated: a later failed gate restores gold to it.
+    run_.details["gold_versions"] = gold_versions
     run_.write("succeeded")
     log.info("quality %s: %d checks passed (%d warnings)", ctx.ds, len(results),
              sum(r.outcome == "warned" for r in results))

@@ -12,7 +12,9 @@ One lake, three DAG runs in order, each a scenario of its own:
    (``PIPELINE_CONFLICT``), which the job absorbs without an Airflow retry;
 2. the same ``ds`` again, which must change no table;
 3. a daily drop that trips the quality gate (exit 3): it fails without a retry, gold is
-   left as it was, and the alert reaches the task log, Slack and e-mail.
+   left as it was, and the alert reaches the task log, Slack and e-mail. Its ingest,
+   silver and gold lose their first tries as well (three more kills, gold's between its
+   marts), and gold is still restored to what it was before the drop.
 
 The first run's environment also holds fake credentials (AWS keys, a password on the
 ``spark_default`` connection, a Slack webhook token), and none of them may show up in
@@ -419,9 +421,17 @@ def test_quality_gate_failure_fails_at_once_keeps_gold_and_alerts(
     gold_before = {n: table_rows(spark, daily.lake, "gold", n) for n in GOLD}
     alerts.clear()
 
-    run = run_dag(ds, _env(daily, DQ_MAX_QUARANTINE_RATIO="0"))
+    # The steps before the gate lose their first tries too, gold between its two marts:
+    # the gate must still restore gold to what it was before this drop.
+    kills = ("after_write:bronze/orders", "after_write:silver/orders",
+             "after_write:gold/daily_line_summary")
+    run = run_dag(ds, _env(daily, DQ_MAX_QUARANTINE_RATIO="0",
+                           PIPELINE_FAULT=",".join(f"{k}:once" for k in kills),
+                           PIPELINE_FAULT_MARKER=str(daily.root.parent / "gate-fault-marker")))
 
     assert run.state == "failed"
+    assert {step: run.tries[step] for step in ("ingest", "silver", "gold")} == dict.fromkeys(
+        ("ingest", "silver", "gold"), 2)
     assert run.states["quality"] == "failed" and run.tries["quality"] == 1
     assert run.states["report"] == "success"
     assert run.states["notify"] == "upstream_failed"
@@ -433,7 +443,12 @@ def test_quality_gate_failure_fails_at_once_keeps_gold_and_alerts(
         "quality: quality gate failed (gold restored to its last good version), not retried "
         "(exit 3). error: "
     )
-    assert not [m for m in alerts.slack if m.startswith("[RETRYING]")]
+    retries = [m[:m.index(" | log: ")] for m in alerts.slack if m.startswith("[RETRYING]")]
+    assert retries == [
+        f"[RETRYING] dag=tpch_daily task={step} ds={ds} try=1 of 4: TransientStepFailure: "
+        f"{step}: transient failure, will be retried (exit -9)."
+        for step in ("ingest", "silver", "gold")
+    ]
     assert [m["Subject"] for m in alerts.mail] == [failure[0][:200]]
     assert alerts.mail[0]["To"] == "oncall@example.com"
     report = (daily.root / "reports" / f"tpch_daily_{ds}.html").read_text()

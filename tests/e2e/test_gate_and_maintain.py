@@ -46,7 +46,14 @@ def test_failed_gate_exits_3_and_restores_gold_then_a_passing_run_publishes(
 
     # Drop 1 carries quarantined lines; a zero tolerance makes the gate fail.
     monkeypatch.setenv("DQ_MAX_QUARANTINE_RATIO", "0")
-    run_drop(spark, lake, landing, drops[1], steps=(ingest, silver, gold))
+    run_drop(spark, lake, landing, drops[1], steps=(ingest, silver))
+    # gold's first try fails right after committing a mart (the state a killed try leaves:
+    # no ledger row); its retry must not make that commit the version the gate restores.
+    monkeypatch.setenv("PIPELINE_FAULT", "after_write:gold/daily_line_summary:exit1")
+    with pytest.raises(RuntimeError, match="injected transient failure"):
+        run_drop(spark, lake, landing, drops[1], steps=(gold,))
+    monkeypatch.delenv("PIPELINE_FAULT")
+    run_drop(spark, lake, landing, drops[1], steps=(gold,))
     assert gold_rows(spark, lake) != published, "gold must have changed before the gate"
     ctx = StepContext(spark, lake, "file:" + str(landing), dt.date.fromisoformat(drops[1]))
     with pytest.raises(QualityGateError, match="quarantine_ratio"):

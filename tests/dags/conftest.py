@@ -9,7 +9,6 @@ configuration once at import.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import email
 import json
 import os
@@ -50,21 +49,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def environment(env: dict[str, str]) -> Iterator[None]:
-    """Set ``env`` in ``os.environ`` for the block, then restore what was there."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def parse_daily_dag() -> Any:

@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.dags.conftest import Captured, environment, parse_daily_dag
+from tests.conftest import environment
+from tests.dags.conftest import Captured, parse_daily_dag
 from tests.e2e.conftest import (
     GOLD,
     expected_gold,
@@ -163,7 +164,7 @@ def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None,
 @pytest.fixture(scope="module")
 def daily(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> DailyLake:
     base = tmp_path_factory.mktemp("daily")
-    drops = generate(base / "landing", chaos=False, days=1)
+    drops = generate(base / "landing", chaos=False, sf="0.001", days=1)
     return DailyLake(base / "lake", base / "landing", drops)
 
 

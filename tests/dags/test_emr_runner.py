@@ -55,10 +55,10 @@ from tests.aws import (
     start_recording,
     stop_recording,
 )
+from tests.conftest import environment
 from tests.dags.conftest import (
     ROOT,
     Captured,
-    environment,
     import_errors_in_a_fresh_process,
     parse_daily_dag,
 )

@@ -164,7 +164,7 @@ def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None,
 @pytest.fixture(scope="module")
 def daily(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> DailyLake:
     base = tmp_path_factory.mktemp("daily")
-    drops = generate(base / "landing", chaos=False, sf="0.001", days=1)
+    drops = generate(base / "landing", chaos=False, days=1)
     return DailyLake(base / "lake", base / "landing", drops)
 
 

@@ -59,7 +59,7 @@ def wait_for(what: str, probe: Any, timeout: float, every: float = 2.0) -> Any:
 def live(tmp_path_factory: pytest.TempPathFactory, alerts: Captured) -> Iterator[
         tuple[Airflow, Path, list[str]]]:
     base = tmp_path_factory.mktemp("live")
-    drops = generate(base / "landing", chaos=False, sf="0.001", days=1)
+    drops = generate(base / "landing", chaos=False, days=1)
     port = free_port()
     env = airflow_env(base / "airflow", port, extra={
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{base}/airflow/airflow.db",

@@ -1,10 +1,8 @@
 """Kill anywhere: SIGKILLed ``spark-submit`` runs, re-run to completion, equal a clean run.
 
-The landing zones are generated with every kind of injected fault: a small one (SF 0.001,
-an initial load and two daily drops; ``make test``) and the suite's chaos zone (SF 0.01,
-an initial load and three daily drops; ``make chaos``). The reference is a clean in-order
-run of the zone, kept as it was after each drop (``small_history`` and ``chaos_history``
-in ``tests/e2e/conftest.py``). Each chain starts
+The landing zone is the suite's SF 0.01 chaos zone (every injected fault; an initial load
+and three daily drops), and the reference is the suite's clean in-order run of it, kept as
+it was after each drop (``chaos_history`` in ``tests/e2e/conftest.py``). Each chain starts
 from a copy of the reference as it was before one drop, runs ``spark-submit jobs/main.py
 all`` (or ``maintain``) for that drop and kills it, again and again at later points, the
 way a retried task that keeps losing its node would; each run resumes from what the killed
@@ -17,11 +15,10 @@ Targeted points come from :mod:`jobs.fault` (``PIPELINE_FAULT``: named points an
 mid-write watchers, deterministic); random points are kill times drawn from a recorded
 seed, and commit numbers drawn from the traced clean run.
 
-``make test`` runs 18 targeted kills on the small zone: a chain over each daily drop (every
-step of ``all`` killed at least once) and 3 during ``maintain``. ``make chaos
-N=<kills> CHAOS_SEED=<seed>`` adds, on the chaos zone, 31 targeted kills (the initial
-load and the three daily drops), 3 during ``maintain``, N random ones (25 by default, 3
-when run directly) and the concurrency test.
+``make test`` runs the second daily drop's chain (7 kills; the drop deletes orders) and the
+3 kills during ``maintain``. ``make chaos N=<kills> CHAOS_SEED=<seed>`` runs all 31
+targeted kills (the initial load and the three daily drops), the 3 during ``maintain``, N
+random ones (25 by default, 3 when run directly) and the concurrency test.
 
 A kill costs a fresh ``spark-submit`` (JVM, session, the first query's warm-up: about 7 s
 with nothing to do) plus the redo of the step it cut short, so the kills of one drop form
@@ -49,7 +46,6 @@ import pytest
 from jobs.steps import maintain
 from jobs.steps.common import StepContext
 from jobs.tpch import TABLES
-from tests.conftest import environment
 from tests.e2e.conftest import ChaosHistory, lake_of, run_drop
 from tools.run_tests import SHORT_JVM_OPTS
 
@@ -58,9 +54,9 @@ if TYPE_CHECKING:
 
 
 # A kill costs a fresh spark-submit and the redo of the step it cut short. `make test` runs
-# the chains of the SF 0.001 history (18 kills, each step of `all` and `maintain`); the
-# SF 0.01 chaos zone's chains (20-35 s a kill), the random kills and the concurrency test
-# are `make chaos`'s (marked `chaos`).
+# the second daily drop's chain and the kills during maintain (10); the other chains, the
+# random kills and the concurrency test are `make chaos`'s (marked `chaos`): with them the
+# suite would take about half an hour.
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,10 +89,10 @@ class Kill:
         return self.point or f"at {self.after_s:.2f}s"
 
 
-def job_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def job_env() -> dict[str, str]:
     """The environment of a job run: this one's, without a fault or a parent gateway."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYSPARK_GATEWAY", "PIPELINE_FAULT"))} | (extra or {})
+           if not k.startswith(("PYSPARK_GATEWAY", "PIPELINE_FAULT"))}
     # Short-lived JVMs on tiny data: the quick JIT (see tools/run_tests.py) unless set.
     return env | {"PIPELINE_RUNNER": "local", "PIPELINE_METRICS": "off",
                   "PYTHONPATH": str(REPO),
@@ -110,10 +106,9 @@ def job_command(lake: Path, landing: Path, step: str, ds: str) -> list[str]:
 
 
 def submit(lake: Path, landing: Path, step: str, ds: str, kill: Kill,
-           extra: dict[str, str] | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``spark-submit jobs/main.py`` as its own process group and kill it as asked."""
-    env = job_env(extra)
+    env = job_env()
     if kill.point:
         env["PIPELINE_FAULT"] = kill.point
     cmd = job_command(lake, landing, step, ds)
@@ -196,12 +191,6 @@ def copy(src: Path | None, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def small_reference(spark: SparkSession, small_history: ChaosHistory) -> ReferenceContents:
-    """:func:`reference_contents` of the small zone."""
-    return ReferenceContents(spark, small_history)
-
-
-@pytest.fixture(scope="module")
 def reference_contents(spark: SparkSession, chaos_history: ChaosHistory) -> ReferenceContents:
     """The clean lake's tables and ledger after each drop, each read once when first asked."""
     return ReferenceContents(spark, chaos_history)
@@ -227,7 +216,7 @@ def run_chain(spark: SparkSession, kl: ChaosHistory, ref: ReferenceContents, tmp
     """Kill ``all`` of drop ``ds`` at each point in turn, then finish the drop."""
     root = copy(kl.before(ds), tmp_path / "lake")
     for kill in kills:
-        proc = submit(root, kl.landing, "all", ds, kill, kl.env)
+        proc = submit(root, kl.landing, "all", ds, kill)
         if kill.drawn:
             assert proc.returncode in (0, -signal.SIGKILL), proc.stdout[-3000:]
         else:
@@ -263,40 +252,16 @@ THIRD_DAILY = [Kill("after_write:bronze/customer"), Kill("during_write:silver/or
                Kill("before_write:ops/dq_results"), Kill("after_quality")]
 
 
-@pytest.mark.chaos
 @pytest.mark.parametrize(("drop", "kills"), [
-    pytest.param(0, INITIAL, id="initial_load"),
-    pytest.param(1, FIRST_DAILY, id="first_daily_drop"),
+    pytest.param(0, INITIAL, id="initial_load", marks=pytest.mark.chaos),
+    pytest.param(1, FIRST_DAILY, id="first_daily_drop", marks=pytest.mark.chaos),
     pytest.param(2, SECOND_DAILY, id="second_daily_drop"),
-    pytest.param(3, THIRD_DAILY, id="third_daily_drop"),
+    pytest.param(3, THIRD_DAILY, id="third_daily_drop", marks=pytest.mark.chaos),
 ])
 def test_targeted_kills_then_a_rerun_equal_the_clean_run(
         spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
         tmp_path: Path, drop: int, kills: list[Kill]) -> None:
     run_chain(spark, chaos_history, reference_contents, tmp_path, chaos_history.drops[drop], kills)
-
-
-# make test's chains, on the two daily drops of the small SF 0.001 zone (mostly
-# injected faults: customer changes, RF2 deletions, updated and bad orders and line items):
-# every step of `all` is killed at least once per drop, each time leaving work half done.
-SMALL_FIRST = [Kill("during_write:bronze/customer"), Kill("after_ingest"),
-               Kill("after_write:silver/_order_tombstones"), Kill("during_write:silver/customer"),
-               Kill("after_write:silver/lineitem"), Kill("after_silver"),
-               Kill("after_write:gold/daily_line_summary"), Kill("after_quality")]
-SMALL_SECOND = [Kill("during_write:bronze/lineitem"), Kill("after_write:bronze/orders"),
-                Kill("after_write:silver/customer"), Kill("during_write:silver/orders"),
-                Kill("after_write:ops/dq_results"), Kill("during_write:gold/revenue_by_nation"),
-                Kill("before_quality")]
-
-
-@pytest.mark.parametrize(("drop", "kills"), [
-    pytest.param(1, SMALL_FIRST, id="first_daily_drop"),
-    pytest.param(2, SMALL_SECOND, id="second_daily_drop"),
-])
-def test_kills_in_every_step_of_a_small_drop_then_a_rerun_equal_the_clean_run(
-        spark: SparkSession, small_history: ChaosHistory, small_reference: ReferenceContents,
-        tmp_path: Path, drop: int, kills: list[Kill]) -> None:
-    run_chain(spark, small_history, small_reference, tmp_path, small_history.drops[drop], kills)
 
 
 def draw_kills(rng: random.Random, commits: dict[str, int], n: int) -> list[tuple[str, Kill]]:
@@ -341,22 +306,15 @@ def test_random_kills_then_a_rerun_equal_the_clean_run(
 def finish_and_compare(spark: SparkSession, kl: ChaosHistory, ref: ReferenceContents, ds: str,
                        root: Path) -> None:
     """Run drop ``ds`` to completion; the lake must equal the clean one after that drop."""
-    with environment(kl.env):
-        run_drop(spark, lake_of(root), kl.landing, ds)
+    run_drop(spark, lake_of(root), kl.landing, ds)
     assert_same_as_reference(spark, root, ref, ds)
 
 
-@pytest.mark.parametrize(("history", "reference"), [
-    pytest.param("small_history", "small_reference", id="small_zone"),
-    pytest.param("chaos_history", "reference_contents", id="chaos_zone", marks=pytest.mark.chaos),
-])
 def test_kills_during_maintain_leave_the_tables_unchanged_and_debris_is_vacuumed(
-        spark: SparkSession, request: pytest.FixtureRequest, tmp_path: Path, history: str,
-        reference: str) -> None:
-    kl: ChaosHistory = request.getfixturevalue(history)
-    ref: ReferenceContents = request.getfixturevalue(reference)
-    last = kl.drops[-1]
-    root = copy(kl.after[last], tmp_path / "lake")
+        spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
+        tmp_path: Path) -> None:
+    last = chaos_history.drops[-1]
+    root = copy(chaos_history.after[last], tmp_path / "lake")
     # Debris of a killed writer: an uncommitted data file, old enough for VACUUM.
     lineitem = root / "silver" / "lineitem"
     month = next(p for p in lineitem.iterdir() if p.name.startswith("_order_month="))
@@ -364,17 +322,17 @@ def test_kills_during_maintain_leave_the_tables_unchanged_and_debris_is_vacuumed
     shutil.copy(next(month.glob("*.parquet")), debris)
     week_ago = time.time() - 8 * 24 * 3600
     os.utime(debris, (week_ago, week_ago))
-    before, _ = ref.after(last)
+    before, _ = reference_contents.after(last)
     assert contents(spark, root) == before, "debris must be invisible to readers"
 
     # The line item table is the largest, so maintain starts with it: each kill comes early.
     for kill in (Kill("during_write:silver/lineitem"), Kill("after_write:silver/lineitem"),
                  Kill("during_vacuum:silver/lineitem")):
-        proc = submit(root, kl.landing, "maintain", last, kill, kl.env)
+        proc = submit(root, chaos_history.landing, "maintain", last, kill)
         assert proc.returncode == -signal.SIGKILL, f"{kill}:\n{proc.stdout[-3000:]}"
         KILLED[True] += 1
         assert contents(spark, root) == before, f"contents changed after a kill {kill}"
-    ctx = StepContext(spark, lake_of(root), "file:" + str(kl.landing),
+    ctx = StepContext(spark, lake_of(root), "file:" + str(chaos_history.landing),
                       dt.date.fromisoformat(last))
     maintain.run(ctx)
     assert contents(spark, root) == before

@@ -77,7 +77,12 @@ $(VENV)/.spark-conf: $(VENV)/.installed $(DELTA_JARS) jobs/settings.py jobs/spar
 	$(PY) -m jobs.spark
 	touch $@
 
-setup: $(VENV)/.installed $(DELTA_JARS) $(VENV)/.spark-conf deploy-tools
+# The classes a local spark-submit loads, parsed and verified once (AppCDS): every later
+# Spark JVM maps them (tools/class_archive.py). About a minute: it runs the steps once.
+.cache/spark-classes.jsa: $(VENV)/.spark-conf tools/class_archive.py
+	$(PY) -m tools.class_archive
+
+setup: $(VENV)/.installed $(DELTA_JARS) $(VENV)/.spark-conf .cache/spark-classes.jsa deploy-tools
 
 deploy-tools: $(CHECKOV) $(KUSTOMIZE)
 

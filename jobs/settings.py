@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "CLASS_ARCHIVE",
     "DELTA_JARS",
     "DELTA_LOG_TABLE",
     "DELTA_VERSION",
@@ -42,6 +43,9 @@ OPENLINEAGE_VERSION = "1.37.0"
 SPARK_JARS = DELTA_JARS
 OPENLINEAGE_JAR = f"io.openlineage:openlineage-spark_2.13:{OPENLINEAGE_VERSION}"
 JAR_CACHE = Path(os.environ.get("JAR_CACHE", PROJECT_ROOT / ".cache" / "jars"))
+# The class data sharing archive of a local spark-submit's classes (tools/class_archive.py,
+# written by `make setup`; the spark-submit defaults name it).
+CLASS_ARCHIVE = JAR_CACHE.parent / "spark-classes.jsa"
 
 _COMMON: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",

@@ -14,12 +14,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.errors import ConfigError
-from jobs.settings import JAR_CACHE, PROJECT_ROOT, RUNTIMES, SPARK_JARS, runtime_name
+from jobs.settings import (
+    CLASS_ARCHIVE,
+    JAR_CACHE,
+    PROJECT_ROOT,
+    RUNTIMES,
+    SPARK_JARS,
+    runtime_name,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["cached_jars", "get_session", "log4j_config", "write_spark_conf"]
+__all__ = ["cached_jars", "driver_class_path", "driver_java_options", "get_session",
+           "log4j_config", "write_spark_conf"]
 
 _CONF_DIR = Path(__file__).resolve().parent / "conf"
 
@@ -60,8 +68,29 @@ def log4j_config(verbose: bool | None = None) -> Path:
     return _CONF_DIR / ("log4j2-verbose.properties" if verbose else "log4j2.properties")
 
 
-def _driver_java_options() -> str:
-    return f"-Dlog4j2.configurationFile=file:{log4j_config()} -Dderby.system.home=/tmp"
+def driver_java_options(archive: bool = True) -> str:
+    """Return the local driver's JVM options: quiet logs and, with ``archive``, the class
+    data sharing archive of ``make setup`` (:data:`jobs.settings.CLASS_ARCHIVE`).
+
+    A JVM maps the archive only when its class path starts with the one it was recorded
+    with (:func:`driver_class_path`); otherwise it warns once and loads from the jars.
+    Before the archive exists the option is harmless (the JVM runs without it).
+    """
+    options = f"-Dlog4j2.configurationFile=file:{log4j_config()} -Dderby.system.home=/tmp"
+    if archive:
+        options += f" -XX:SharedArchiveFile={CLASS_ARCHIVE}"
+    return options
+
+
+def driver_class_path(spark_home: Path) -> str:
+    """Return the local driver's class path: Spark's jars, then Delta's.
+
+    spark-submit puts its conf dir ahead of Spark's jars, and JDK 17 cannot archive
+    classes from a class path entry after a non-empty directory; the driver's extra class
+    path comes before the conf dir, so naming the jars here lets every class the driver
+    loads be archived. (The same jars follow again; the first entry wins.)
+    """
+    return ":".join([str(spark_home / "jars" / "*"), *(str(j) for j in cached_jars())])
 
 
 def get_session(app_name: str = "tpch-lakehouse") -> SparkSession:
@@ -95,7 +124,7 @@ def get_session(app_name: str = "tpch-lakehouse") -> SparkSession:
         builder = builder.config(key, value)
     if runtime.use_jar_cache and not _launched_by_spark_submit():
         builder = builder.config("spark.jars", ",".join(str(j) for j in cached_jars()))
-        builder = builder.config("spark.driver.extraJavaOptions", _driver_java_options())
+        builder = builder.config("spark.driver.extraJavaOptions", driver_java_options())
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("INFO" if verbose_requested() else "WARN")
     _check_delta_on_classpath(spark)
@@ -190,7 +219,8 @@ def write_spark_conf(spark_home: Path | None = None) -> Path:
         "# Written by `make setup` (python -m jobs.spark). Do not edit: re-run set-up.",
         f"spark.master {runtime.master}",
         f"spark.jars {','.join(str(j) for j in cached_jars())}",
-        f"spark.driver.extraJavaOptions {_driver_java_options()}",
+        f"spark.driver.extraClassPath {driver_class_path(spark_home)}",
+        f"spark.driver.extraJavaOptions {driver_java_options()}",
     ]
     lines += [f"{key} {value}" for key, value in runtime.conf.items()]
     (conf_dir / "spark-defaults.conf").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -122,10 +122,16 @@ class Launched:
             sys.executable, "-m", "jobs", "ingest", "--ds", DS,
             "--lake", str(self.missing_lake), "--landing", str(self.missing_landing),
         ], env())
+        # -Xshare:on: the JVM refuses to start unless it can map make setup's class
+        # archive; the class loading log says where each class came from.
+        self.class_log = self.logs / "classes.txt"
+        options = (f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} -Xshare:on "
+                   f"-Xlog:class+load=info:file={self.class_log}")
         self.submit = self.start("submit", [
             str(VENV_BIN / "spark-submit"), "jobs/main.py", "ingest", "--ds", DS,
             "--lake", str(self.submit_lake), "--landing", str(self.submit_landing),
-        ], env(PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"))
+        ], env(PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               SPARK_SUBMIT_OPTS=options.strip()))
 
     def start(self, name: str, args: list[str], environ: dict[str, str]) -> subprocess.Popen[str]:
         with (self.logs / f"{name}.out").open("w") as out, \
@@ -180,3 +186,21 @@ def test_spark_submit_ingest_writes_bronze(spark: SparkSession, launched: Launch
         "value string, _ds date, _line_number bigint",
     )
     assert_df_equality(bronze, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_spark_submit_maps_spark_and_delta_classes_from_the_class_archive(
+        launched: Launched) -> None:
+    """make setup's class archive serves plain spark-submit (tools/class_archive.py)."""
+    code, stderr = launched.wait("submit", timeout=300)
+
+    assert code == 0, stderr[-3000:]
+    sources = {}
+    for line in launched.class_log.read_text().splitlines():
+        name, _, source = line.partition(" source: ")
+        sources[name.rsplit(" ", 1)[-1]] = source
+    archived = "shared objects file (top)"  # the dynamic archive on top of the JDK's
+    for cls in ("org.apache.spark.deploy.SparkSubmit", "org.apache.spark.sql.SparkSession",
+                "org.apache.spark.sql.delta.DeltaLog", "io.delta.tables.DeltaTable"):
+        assert sources.get(cls) == archived, f"{cls}: {sources.get(cls)}"
+    from_archive = sum(source == archived for source in sources.values())
+    assert from_archive > 10_000, f"only {from_archive} of {len(sources)} classes archived"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from jobs.lake import Lake
 from jobs.steps import gold, ingest, quality, silver
 from jobs.steps.common import StepContext
 from jobs.tpch import ORDERS_DELETE, TABLES, table
+from tests.conftest import environment
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -289,6 +290,8 @@ class ChaosHistory:
     drops: list[str]
     after: dict[str, Path]
     commits: dict[str, int]
+    # Settings its runs need (the clean ones here, and the tests' runs of its drops).
+    env: dict[str, str] = field(default_factory=dict)
 
     def before(self, ds: str) -> Path | None:
         """The clean lake before drop ``ds`` (``None``: the empty lake)."""
@@ -305,19 +308,39 @@ def _traced_drop(spark: SparkSession, lake: Lake, landing: Path, ds: str,
     return sum(1 for line in trace.read_text().splitlines() if line.startswith("commit:"))
 
 
+def build_history(spark: SparkSession, landing: Path, drops: list[str], base: Path,
+                  env: dict[str, str] | None = None) -> ChaosHistory:
+    """Process the drops in order under ``base``, copying the lake after each drop."""
+    lake = lake_of(base / "lake")
+    after, commits = {}, {}
+    with environment(env or {}):
+        for ds in drops:
+            commits[ds] = _traced_drop(spark, lake, landing, ds, base / f"trace-{ds}")
+            after[ds] = base / f"after-{ds}"
+            shutil.copytree(base / "lake", after[ds])
+    return ChaosHistory(landing, drops, after, commits, env or {})
+
+
 @pytest.fixture(scope="session")
 def chaos_history(spark: SparkSession, chaos_landing: tuple[Path, list[str], dict[str, Any]],
                   tmp_path_factory: pytest.TempPathFactory) -> ChaosHistory:
     """The chaos drops processed in order, with the lake copied after each drop."""
     landing, drops, _ = chaos_landing
-    base = tmp_path_factory.mktemp("chaos-history")
-    lake = lake_of(base / "lake")
-    after, commits = {}, {}
-    for ds in drops:
-        commits[ds] = _traced_drop(spark, lake, landing, ds, base / f"trace-{ds}")
-        after[ds] = base / f"after-{ds}"
-        shutil.copytree(base / "lake", after[ds])
-    return ChaosHistory(landing, drops, after, commits)
+    return build_history(spark, landing, drops, tmp_path_factory.mktemp("chaos-history"))
+
+
+@pytest.fixture(scope="session")
+def small_history(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> ChaosHistory:
+    """A small zone with injected faults, processed in order: SF 0.001, an initial load and
+    two daily drops (``make test``'s kill chains: with this little data a killed
+    ``spark-submit`` costs mostly its start-up).
+
+    Its daily drops are mostly injected faults, so the quality gate's quarantine limit is
+    lifted for its runs (and for the kill chains' runs of its drops).
+    """
+    base = tmp_path_factory.mktemp("small-history")
+    drops = generate(base / "landing", chaos=True, sf="0.001", days=2, seed=7)
+    return build_history(spark, base / "landing", drops, base, {"DQ_MAX_QUARANTINE_RATIO": "1"})
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
 """Kill anywhere: SIGKILLed ``spark-submit`` runs, re-run to completion, equal a clean run.
 
-The landing zone is the suite's SF 0.01 chaos zone (every injected fault; an initial load
-and three daily drops), and the reference is the suite's clean in-order run of it, kept as
-it was after each drop (``chaos_history`` in ``tests/e2e/conftest.py``). Each chain starts
+The landing zones are generated with every kind of injected fault: a small one (SF 0.001,
+an initial load and two daily drops; ``make test``) and the suite's chaos zone (SF 0.01,
+an initial load and three daily drops; ``make chaos``). The reference is a clean in-order
+run of the zone, kept as it was after each drop (``small_history`` and ``chaos_history``
+in ``tests/e2e/conftest.py``). Each chain starts
 from a copy of the reference as it was before one drop, runs ``spark-submit jobs/main.py
 all`` (or ``maintain``) for that drop and kills it, again and again at later points, the
 way a retried task that keeps losing its node would; each run resumes from what the killed
@@ -15,8 +17,10 @@ Targeted points come from :mod:`jobs.fault` (``PIPELINE_FAULT``: named points an
 mid-write watchers, deterministic); random points are kill times drawn from a recorded
 seed, and commit numbers drawn from the traced clean run.
 
-``make chaos N=<kills> CHAOS_SEED=<seed>`` runs 31 targeted kills (the initial load and
-the three daily drops), 3 during ``maintain``, N random ones (25 by default, 3 when run
+``make test`` runs 18 targeted kills on the small zone: a chain of 9 over each daily drop,
+every step of ``all`` killed at least twice per drop. ``make chaos N=<kills>
+CHAOS_SEED=<seed>`` adds, on the chaos zone, 31 targeted kills (the initial load and the
+three daily drops), 3 during ``maintain``, N random ones (25 by default, 3 when run
 directly) and the concurrency test.
 
 A kill costs a fresh ``spark-submit`` (JVM, session, the first query's warm-up: about 7 s
@@ -45,6 +49,7 @@ import pytest
 from jobs.steps import maintain
 from jobs.steps.common import StepContext
 from jobs.tpch import TABLES
+from tests.conftest import environment
 from tests.e2e.conftest import ChaosHistory, lake_of, run_drop
 from tools.run_tests import SHORT_JVM_OPTS
 
@@ -52,11 +57,12 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-# Not in `make test` (the whole module is marked `chaos`): a kill costs a fresh spark-submit and
-# the redo of the step it cut short, 30-50 s inside the suite. Measured on 2026-11-27 with
-# the clean-clone .ci/run at 18:18 without them: this second daily drop's chain of 7 and
-# the 3 kills during maintain took it to 23:07, and a chain of 5 alone (238 s) to 23:19.
-pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+# A kill costs a fresh spark-submit and the redo of the step it cut short. `make test` runs
+# the small zone's two chains (18 kills); the chaos zone's chains, the kills during
+# maintain, the random kills and the concurrency test are `make chaos`'s (marked `chaos`):
+# there a kill costs 30-50 s inside the suite (SF 0.01), and on 2026-11-27 a chain of 5 of
+# them took the clean-clone .ci/run from 18:18 to 23:19.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("CHAOS_SEED", "20261126"))
@@ -88,10 +94,10 @@ class Kill:
         return self.point or f"at {self.after_s:.2f}s"
 
 
-def job_env() -> dict[str, str]:
+def job_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a job run: this one's, without a fault or a parent gateway."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYSPARK_GATEWAY", "PIPELINE_FAULT"))}
+           if not k.startswith(("PYSPARK_GATEWAY", "PIPELINE_FAULT"))} | (extra or {})
     # Short-lived JVMs on tiny data: the quick JIT (see tools/run_tests.py) unless set.
     return env | {"PIPELINE_RUNNER": "local", "PIPELINE_METRICS": "off",
                   "PYTHONPATH": str(REPO),
@@ -105,9 +111,10 @@ def job_command(lake: Path, landing: Path, step: str, ds: str) -> list[str]:
 
 
 def submit(lake: Path, landing: Path, step: str, ds: str, kill: Kill,
+           extra: dict[str, str] | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``spark-submit jobs/main.py`` as its own process group and kill it as asked."""
-    env = job_env()
+    env = job_env(extra)
     if kill.point:
         env["PIPELINE_FAULT"] = kill.point
     cmd = job_command(lake, landing, step, ds)
@@ -190,6 +197,12 @@ def copy(src: Path | None, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def small_reference(spark: SparkSession, small_history: ChaosHistory) -> ReferenceContents:
+    """:func:`reference_contents` of the small zone."""
+    return ReferenceContents(spark, small_history)
+
+
+@pytest.fixture(scope="module")
 def reference_contents(spark: SparkSession, chaos_history: ChaosHistory) -> ReferenceContents:
     """The clean lake's tables and ledger after each drop, each read once when first asked."""
     return ReferenceContents(spark, chaos_history)
@@ -215,7 +228,7 @@ def run_chain(spark: SparkSession, kl: ChaosHistory, ref: ReferenceContents, tmp
     """Kill ``all`` of drop ``ds`` at each point in turn, then finish the drop."""
     root = copy(kl.before(ds), tmp_path / "lake")
     for kill in kills:
-        proc = submit(root, kl.landing, "all", ds, kill)
+        proc = submit(root, kl.landing, "all", ds, kill, kl.env)
         if kill.drawn:
             assert proc.returncode in (0, -signal.SIGKILL), proc.stdout[-3000:]
         else:
@@ -251,6 +264,7 @@ THIRD_DAILY = [Kill("after_write:bronze/customer"), Kill("during_write:silver/or
                Kill("before_write:ops/dq_results"), Kill("after_quality")]
 
 
+@pytest.mark.chaos
 @pytest.mark.parametrize(("drop", "kills"), [
     pytest.param(0, INITIAL, id="initial_load"),
     pytest.param(1, FIRST_DAILY, id="first_daily_drop"),
@@ -261,6 +275,36 @@ def test_targeted_kills_then_a_rerun_equal_the_clean_run(
         spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
         tmp_path: Path, drop: int, kills: list[Kill]) -> None:
     run_chain(spark, chaos_history, reference_contents, tmp_path, chaos_history.drops[drop], kills)
+
+
+# make test's chains, over the two daily drops of the small SF 0.001 zone (mostly injected
+# faults). The first drop changes customers (SCD2), deletes orders (RF2) and brings a late
+# line item; the second changes customers and brings updated, duplicated and bad orders and
+# line items. Each step of `all` is killed at least twice per drop, each time with work
+# half done: during a bronze write, between a bronze commit and ingest's ledger row,
+# between silver's MERGEs and between its last MERGE and its ledger row, between gold's
+# marts, during a mart's write, and around quality's results and ledger row. A silver kill
+# makes the next run redo silver from the start, the dearest redo, so each chain has few.
+SMALL_FIRST = [Kill("during_write:bronze/customer"), Kill("after_write:bronze/orders"),
+               Kill("after_write:ops/runs"), Kill("after_write:silver/_order_tombstones"),
+               Kill("after_write:silver/lineitem"), Kill("during_write:gold/daily_line_summary"),
+               Kill("after_write:gold/revenue_by_nation"), Kill("after_write:ops/dq_results"),
+               Kill("after_quality")]
+SMALL_SECOND = [Kill("before_write:bronze/lineitem"), Kill("during_write:bronze/orders"),
+                Kill("after_ingest"), Kill("after_write:silver/_customer_snapshots"),
+                Kill("after_write:ops/dq_results"), Kill("after_silver"),
+                Kill("after_write:gold/daily_line_summary"), Kill("before_quality"),
+                Kill("before_write:ops/runs")]
+
+
+@pytest.mark.parametrize(("drop", "kills"), [
+    pytest.param(1, SMALL_FIRST, id="first_daily_drop"),
+    pytest.param(2, SMALL_SECOND, id="second_daily_drop"),
+])
+def test_kills_in_every_step_of_a_small_drop_then_a_rerun_equal_the_clean_run(
+        spark: SparkSession, small_history: ChaosHistory, small_reference: ReferenceContents,
+        tmp_path: Path, drop: int, kills: list[Kill]) -> None:
+    run_chain(spark, small_history, small_reference, tmp_path, small_history.drops[drop], kills)
 
 
 def draw_kills(rng: random.Random, commits: dict[str, int], n: int) -> list[tuple[str, Kill]]:
@@ -275,6 +319,7 @@ def draw_kills(rng: random.Random, commits: dict[str, int], n: int) -> list[tupl
     return drawn
 
 
+@pytest.mark.chaos
 def test_random_kills_then_a_rerun_equal_the_clean_run(
         spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
         tmp_path: Path) -> None:
@@ -304,10 +349,12 @@ def test_random_kills_then_a_rerun_equal_the_clean_run(
 def finish_and_compare(spark: SparkSession, kl: ChaosHistory, ref: ReferenceContents, ds: str,
                        root: Path) -> None:
     """Run drop ``ds`` to completion; the lake must equal the clean one after that drop."""
-    run_drop(spark, lake_of(root), kl.landing, ds)
+    with environment(kl.env):
+        run_drop(spark, lake_of(root), kl.landing, ds)
     assert_same_as_reference(spark, root, ref, ds)
 
 
+@pytest.mark.chaos
 def test_kills_during_maintain_leave_the_tables_unchanged_and_debris_is_vacuumed(
         spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
         tmp_path: Path) -> None:
@@ -366,6 +413,7 @@ def together(root: Path, landing: Path, runs: list[tuple[str, str]],
             for p in procs]
 
 
+@pytest.mark.chaos
 def test_the_same_drop_twice_and_another_drop_at_once_equal_the_clean_run(
         spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
         tmp_path: Path) -> None:

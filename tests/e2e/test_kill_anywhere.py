@@ -1,8 +1,8 @@
 """Kill anywhere: SIGKILLed ``spark-submit`` runs, re-run to completion, equal a clean run.
 
 The landing zones are generated with every kind of injected fault: a small one (SF 0.001,
-an initial load and two daily drops; ``make test``) and the suite's chaos zone (SF 0.01,
-an initial load and three daily drops; ``make chaos``). The reference is a clean in-order
+an initial load and two daily drops) and the suite's chaos zone (SF 0.01, an initial load
+and three daily drops). The reference is a clean in-order
 run of the zone, kept as it was after each drop (``small_history`` and ``chaos_history``
 in ``tests/e2e/conftest.py``). Each chain starts
 from a copy of the reference as it was before one drop, runs ``spark-submit jobs/main.py
@@ -17,11 +17,10 @@ Targeted points come from :mod:`jobs.fault` (``PIPELINE_FAULT``: named points an
 mid-write watchers, deterministic); random points are kill times drawn from a recorded
 seed, and commit numbers drawn from the traced clean run.
 
-``make test`` runs 18 targeted kills on the small zone: a chain of 9 over each daily drop,
-every step of ``all`` killed at least twice per drop. ``make chaos N=<kills>
-CHAOS_SEED=<seed>`` adds, on the chaos zone, 31 targeted kills (the initial load and the
-three daily drops), 3 during ``maintain``, N random ones (25 by default, 3 when run
-directly) and the concurrency test.
+``make chaos N=<kills> CHAOS_SEED=<seed>`` runs 18 targeted kills on the small zone (a
+chain of 9 over each daily drop, every step of ``all`` killed at least twice per drop), and
+on the chaos zone 31 targeted kills (the initial load and the three daily drops), 3 during
+``maintain``, N random ones (25 by default, 3 when run directly) and the concurrency test.
 
 A kill costs a fresh ``spark-submit`` (JVM, session, the first query's warm-up: about 7 s
 with nothing to do) plus the redo of the step it cut short, so the kills of one drop form
@@ -57,12 +56,12 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-# A kill costs a fresh spark-submit and the redo of the step it cut short. `make test` runs
-# the small zone's two chains (18 kills); the chaos zone's chains, the kills during
-# maintain, the random kills and the concurrency test are `make chaos`'s (marked `chaos`):
-# there a kill costs 30-50 s inside the suite (SF 0.01), and on 2026-11-27 a chain of 5 of
-# them took the clean-clone .ci/run from 18:18 to 23:19.
-pytestmark = pytest.mark.slow
+# Not in `make test` (the whole module is marked `chaos`): a kill costs a fresh
+# spark-submit and the redo of the step it cut short. Measured on 2026-11-27 with clean-clone
+# .ci/runs: the small zone's two chains (18 kills) took the suite from 16:19 to 21:09
+# (its group 2: 825 -> 1,270 s; the chains 336 s, the zone's clean run 90 s); earlier, with
+# the suite at 18:18, a chain of 5 of the chaos zone's kills took it to 23:19.
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("CHAOS_SEED", "20261126"))
@@ -264,7 +263,6 @@ THIRD_DAILY = [Kill("after_write:bronze/customer"), Kill("during_write:silver/or
                Kill("before_write:ops/dq_results"), Kill("after_quality")]
 
 
-@pytest.mark.chaos
 @pytest.mark.parametrize(("drop", "kills"), [
     pytest.param(0, INITIAL, id="initial_load"),
     pytest.param(1, FIRST_DAILY, id="first_daily_drop"),
@@ -319,7 +317,6 @@ def draw_kills(rng: random.Random, commits: dict[str, int], n: int) -> list[tupl
     return drawn
 
 
-@pytest.mark.chaos
 def test_random_kills_then_a_rerun_equal_the_clean_run(
         spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
         tmp_path: Path) -> None:
@@ -354,7 +351,6 @@ def finish_and_compare(spark: SparkSession, kl: ChaosHistory, ref: ReferenceCont
     assert_same_as_reference(spark, root, ref, ds)
 
 
-@pytest.mark.chaos
 def test_kills_during_maintain_leave_the_tables_unchanged_and_debris_is_vacuumed(
         spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
         tmp_path: Path) -> None:
@@ -413,7 +409,6 @@ def together(root: Path, landing: Path, runs: list[tuple[str, str]],
             for p in procs]
 
 
-@pytest.mark.chaos
 def test_the_same_drop_twice_and_another_drop_at_once_equal_the_clean_run(
         spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
         tmp_path: Path) -> None:

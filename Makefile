@@ -78,7 +78,7 @@ $(VENV)/.spark-conf: $(VENV)/.installed $(DELTA_JARS) jobs/settings.py jobs/spar
 	touch $@
 
 # The classes a local spark-submit loads, parsed and verified once (AppCDS): every later
-# Spark JVM maps them (tools/class_archive.py). About a minute: it runs the steps once.
+# Spark JVM maps them (tools/class_archive.py). About two minutes: it runs every step once.
 .cache/spark-classes.jsa: $(VENV)/.spark-conf tools/class_archive.py
 	$(PY) -m tools.class_archive
 

@@ -7,8 +7,8 @@ defaults written by :func:`jobs.spark.write_spark_conf` name the archive
 (:data:`jobs.settings.CLASS_ARCHIVE`), and this script writes it: it generates a tiny
 TPC-H sample (SF 0.001: an initial load and one daily drop), runs the pipeline's steps
 over it in one ``spark-submit`` with ``-XX:ArchiveClassesAtExit``, and moves the archive
-into place only when the run succeeded. Measured here: a cold daily ``all`` 42 -> 34 s
-of CPU, a step with nothing to do 6.5 -> 4 s.
+into place only when the run succeeded. Measured here (SF 0.001): a cold daily ``all``
+42-48 -> 39-44 s of CPU, a step with nothing to do 6.5 -> 4.8 s.
 
 A JVM ignores an archive it cannot use (the JDK or a jar changed: re-run set-up): it
 prints one ``[cds]`` warning and loads the classes from the jars as before.

@@ -332,8 +332,8 @@ def chaos_history(spark: SparkSession, chaos_landing: tuple[Path, list[str], dic
 @pytest.fixture(scope="session")
 def small_history(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> ChaosHistory:
     """A small zone with injected faults, processed in order: SF 0.001, an initial load and
-    two daily drops (``make test``'s kill chains: with this little data a killed
-    ``spark-submit`` costs mostly its start-up).
+    two daily drops (``make chaos``'s cheapest kill chains: with this little data a
+    killed ``spark-submit`` costs mostly its start-up).
 
     Its daily drops are mostly injected faults, so the quality gate's quarantine limit is
     lifted for its runs (and for the kill chains' runs of its drops).

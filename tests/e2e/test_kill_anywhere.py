@@ -275,9 +275,9 @@ def test_targeted_kills_then_a_rerun_equal_the_clean_run(
     run_chain(spark, chaos_history, reference_contents, tmp_path, chaos_history.drops[drop], kills)
 
 
-# make test's chains, over the two daily drops of the small SF 0.001 zone (mostly injected
-# faults). The first drop changes customers (SCD2), deletes orders (RF2) and brings a late
-# line item; the second changes customers and brings updated, duplicated and bad orders and
+# The small zone's chains, over its two daily drops (SF 0.001, mostly injected faults).
+# The first drop changes customers (SCD2), deletes orders (RF2) and brings a late line
+# item; the second changes customers and brings updated, duplicated and bad orders and
 # line items. Each step of `all` is killed at least twice per drop, each time with work
 # half done: during a bronze write, between a bronze commit and ingest's ledger row,
 # between silver's MERGEs and between its last MERGE and its ledger row, between gold's

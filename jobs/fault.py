@@ -31,6 +31,13 @@ points, each ``:once`` point has its own marker, ``<PIPELINE_FAULT_MARKER>.<n>``
 its position in the list, from 1). A watched point claims its marker when it fires, so a
 process that never writes the table leaves it to the one that does.
 
+A point can be limited to one step with a ``<step>@`` prefix
+(``silver@after_write:ops/runs:once``): it fires only while that step runs. Every step
+writes ``ops/runs`` and two write ``ops/dq_results``, so without the prefix such a point
+fires in whichever step gets there first. With scoped ``:once`` points a DAG run can lose
+each task several times, at a different point on each try
+(``silver@during_write:silver/orders:once,silver@after_write:silver/lineitem:once``).
+
 ``PIPELINE_CONFLICT=<table>`` (local lakes) makes a real Delta write conflict instead: as
 soon as a write of the table (in :func:`jobs.delta_io.with_conflict_retry`) adds a data
 file, a concurrent writer (a thread of the job, through the same session) commits a change
@@ -56,12 +63,21 @@ from pathlib import Path
 
 from jobs.errors import ConfigError
 
-__all__ = ["after_write", "arm", "before_write", "kill_driver", "maybe_fail", "note_conflict",
-           "table_of"]
+__all__ = ["after_write", "arm", "before_write", "enter_step", "kill_driver", "maybe_fail",
+           "note_conflict", "table_of"]
 
 _commits = itertools.count(1)
 _lock = threading.Lock()
 _WATCHED = ("during_write:", "during_vacuum:")
+_STEPS = ("ingest", "silver", "gold", "quality", "maintain", "report")
+# The step this process is running (``all`` runs four in turn): see :func:`enter_step`.
+_step: str | None = None
+
+
+def enter_step(name: str) -> None:
+    """Record that the process now runs step ``name`` (for ``<step>@`` points)."""
+    global _step
+    _step = name
 
 
 def _first_hit(marker: str) -> bool:
@@ -104,10 +120,15 @@ class _Fault:
     point: str
     exit1: bool
     marker: str | None  # set for ``:once``: the file its first hit claims
+    step: str | None = None  # ``<step>@``: only while that step runs
+
+    def in_scope(self) -> bool:
+        """Whether the step running now is the point's (always, without ``<step>@``)."""
+        return self.step is None or self.step == _step
 
     def fires(self) -> bool:
-        """Whether this hit fires: always, or for ``:once`` only the first hit of all."""
-        return self.marker is None or _first_hit(self.marker)
+        """Whether this hit fires: in scope, and always or (``:once``) the first hit of all."""
+        return self.in_scope() and (self.marker is None or _first_hit(self.marker))
 
 
 def _wanted() -> list[_Fault]:
@@ -125,7 +146,12 @@ def _wanted() -> list[_Fault]:
             raise ConfigError(
                 "PIPELINE_FAULT ends in ':once' but PIPELINE_FAULT_MARKER is not set")
         own = (marker if len(entries) == 1 else f"{marker}.{n}") if once else None
-        faults.append(_Fault(entry.removesuffix(":exit1"), entry.endswith(":exit1"), own))
+        step, _, point = entry.rpartition("@")
+        if step and step not in _STEPS:
+            raise ConfigError(f"PIPELINE_FAULT={entry}: {step!r} is not a step "
+                              f"({', '.join(_STEPS)})")
+        faults.append(_Fault(point.removesuffix(":exit1"), point.endswith(":exit1"), own,
+                             step or None))
     return faults
 
 
@@ -191,6 +217,9 @@ def _watch(folder: Path, vacuum: bool, every: float, wanted: _Fault) -> None:
         time.sleep(every)
         now = _data_files(folder)
         if (vacuum and start - now) or (not vacuum and now - start):
+            if not wanted.in_scope():  # another step's write: watch on for the point's step
+                start = now
+                continue
             if wanted.fires():
                 kill_driver()
             return  # ``:once``, and another process has had it

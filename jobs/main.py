@@ -86,7 +86,7 @@ def _steps() -> dict[str, Callable[..., object]]:
 
 def run_step(args: argparse.Namespace) -> None:
     """Build the session and context, then run the step (``all``: four steps in order)."""
-    from jobs.fault import arm, maybe_fail
+    from jobs.fault import arm, enter_step, maybe_fail
     from jobs.lake import Lake, resolve_locations
     from jobs.spark import get_session, tune_for_drop
     from jobs.steps.common import StepContext
@@ -102,6 +102,7 @@ def run_step(args: argparse.Namespace) -> None:
     steps = _steps()
     names = ["ingest", "silver", "gold", "quality"] if args.step == "all" else [args.step]
     for name in names:
+        enter_step(name)
         maybe_fail(f"before_{name}")
         log.info("%s %s: starting (lake %s, landing %s)", name, args.ds, lake_uri, landing_uri)
         steps[name](ctx)

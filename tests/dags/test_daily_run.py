@@ -1,6 +1,6 @@
 """``tpch_daily`` end to end with ``dag.test()``: real Airflow, real spark-submit, real Delta.
 
-One lake, three DAG runs in order, each a scenario of its own:
+One lake, four DAG runs in order, each a scenario of its own:
 
 1. the initial load, where every step's first attempt is SIGKILLed (JVM and Python: a
    lost node, injected once per step, ``KILLS``) at a point that leaves work half done:
@@ -11,10 +11,19 @@ One lake, three DAG runs in order, each a scenario of its own:
    ledger row per step. ``silver`` also meets a real Delta write conflict
    (``PIPELINE_CONFLICT``), which the job absorbs without an Airflow retry;
 2. the same ``ds`` again, which must change no table;
-3. a daily drop that trips the quality gate (exit 3): it fails without a retry, gold is
-   left as it was, and the alert reaches the task log, Slack and e-mail. Its ingest,
-   silver and gold lose their first tries as well (three more kills, gold's between its
-   marts), and gold is still restored to what it was before the drop.
+3. a daily drop through a storm of kills (``STORM``): each of ingest, silver, gold and
+   quality loses three tries, each at a later point than the last (mid-write, between a
+   commit and the ledger row, after the ledger row), and the report loses one; the fourth
+   tries get through, and every table and the ledger equal a clean in-process run of the
+   drop on a copy of the lake taken just before;
+4. a daily drop that trips the quality gate (exit 3): it fails without a retry, gold is
+   left as it was, and the alert reaches the task log, Slack and e-mail. Its tasks lose
+   tries as well (``GATE_KILLS``): ingest, silver and gold two each (gold's after each
+   mart's commit), quality one before it judges, the report one; gold is still restored
+   to what it was before the drop.
+
+That is 25 SIGKILLed task tries (``spark-submit``, JVM and Python), each at its own
+point, every one retried by Airflow.
 
 The first run's environment also holds fake credentials (AWS keys, a password on the
 ``spark_default`` connection, a Slack webhook token), and none of them may show up in
@@ -47,9 +56,14 @@ from tests.conftest import environment
 from tests.dags.conftest import Captured, parse_daily_dag
 from tests.e2e.conftest import (
     GOLD,
+    assert_lake_equal,
+    contents,
+    copy_lake,
     expected_gold,
     generate,
     lake_of,
+    ledger,
+    run_drop,
     table_rows,
     table_versions,
 )
@@ -62,6 +76,29 @@ STEPS = ("ingest", "silver", "gold", "quality")
 # Where the first attempt of each step of the initial load is killed (jobs/fault.py).
 KILLS = {"ingest": "after_write:bronze/lineitem", "silver": "after_write:silver/lineitem",
          "gold": "after_write:gold/daily_line_summary", "quality": "after_quality"}
+# The storm: where each try of each task of the second drop is killed, in the order one
+# try after another reaches them (``<step>@``: the point fires only in that step; several
+# steps write the ledger and the expectation results). A run redoes an unrecorded step
+# from its start: ingest rewrites both bronze tables, silver MERGEs again, gold recomputes
+# both marts (written side by side); a recorded one has nothing left to do.
+STORM = {
+    "ingest": ("during_write:bronze/orders", "after_write:bronze/lineitem", "after_ingest"),
+    "silver": ("during_write:silver/orders", "after_write:silver/lineitem",
+               "after_write:ops/dq_results"),
+    "gold": ("during_write:gold/daily_line_summary", "after_write:gold/revenue_by_nation",
+             "after_write:ops/runs"),
+    "quality": ("before_write:ops/dq_results", "after_write:ops/dq_results",
+                "after_write:ops/runs"),
+    "report": ("after_report",),
+}
+# Where the tries of the drop that fails the quality gate are killed.
+GATE_KILLS = {
+    "ingest": ("after_write:bronze/orders", "after_ingest"),
+    "silver": ("after_write:silver/orders", "after_write:silver/lineitem"),
+    "gold": ("after_write:gold/daily_line_summary", "after_write:gold/revenue_by_nation"),
+    "quality": ("before_write:ops/dq_results",),
+    "report": ("after_report",),
+}
 
 
 @dataclass
@@ -164,7 +201,7 @@ def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None,
 @pytest.fixture(scope="module")
 def daily(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> DailyLake:
     base = tmp_path_factory.mktemp("daily")
-    drops = generate(base / "landing", chaos=False, days=1)
+    drops = generate(base / "landing", chaos=False, days=2)
     return DailyLake(base / "lake", base / "landing", drops)
 
 
@@ -412,9 +449,56 @@ def test_second_run_for_the_same_ds_changes_no_table(first_run: Run, daily: Dail
     assert table_versions(spark, daily.lake, layers) == before
 
 
+@dataclass
+class Storm:
+    """The storm's run, and the clean lake: a copy from before it, the drop run in-process."""
+
+    run: Run
+    alerts: list[str]
+    reference: Path
+
+
+@pytest.fixture(scope="module")
+def storm(first_run: Run, daily: DailyLake, alerts: Captured, spark: SparkSession,
+          tmp_path_factory: pytest.TempPathFactory) -> Storm:
+    ds = daily.drops[1]
+    reference = tmp_path_factory.mktemp("storm-reference") / "lake"
+    copy_lake(daily.lake, reference)
+    alerts.clear()
+    faults = [f"{step}@{point}:once" for step, points in STORM.items() for point in points]
+    run = run_dag(ds, _env(daily, PIPELINE_FAULT=",".join(faults),
+                           PIPELINE_FAULT_MARKER=str(daily.root.parent / "storm-marker")))
+    run_drop(spark, lake_of(reference), daily.landing, ds)
+    return Storm(run, list(alerts.slack), reference)
+
+
+def test_a_drop_whose_every_task_keeps_losing_its_node_is_retried_to_success(
+        storm: Storm, daily: DailyLake) -> None:
+    assert storm.run.state == "success", storm.run.states
+    assert {t: storm.run.tries[t] for t in STORM} == {t: len(p) + 1 for t, p in STORM.items()}
+    retries = [m[:m.index(" | log: ")] for m in storm.alerts if m.startswith("[RETRYING]")]
+    assert retries == [
+        f"[RETRYING] dag=tpch_daily task={step} ds={daily.drops[1]} try={n} of "
+        f"{4 if step != 'report' else 2}: TransientStepFailure: {step}: transient failure, "
+        "will be retried (exit -9)."
+        for step, points in STORM.items() for n in range(1, len(points) + 1)
+    ]
+    # Every marker was claimed: each kill happened at its own point, none was skipped.
+    markers = sorted(daily.root.parent.glob("storm-marker.*"))
+    assert len(markers) == sum(map(len, STORM.values())) == 13
+
+
+def test_after_the_storm_every_table_and_the_ledger_equal_a_clean_run(
+        storm: Storm, daily: DailyLake, spark: SparkSession) -> None:
+    assert_lake_equal(spark, daily.root, contents(spark, storm.reference),
+                      ledger(spark, storm.reference))
+    report = daily.root / "reports" / f"tpch_daily_{daily.drops[1]}.html"
+    assert f"run report for {daily.drops[1]}" in report.read_text()
+
+
 def test_quality_gate_failure_fails_at_once_keeps_gold_and_alerts(
         first_run: Run, daily: DailyLake, alerts: Captured, spark: SparkSession) -> None:
-    ds = daily.drops[1]
+    ds = daily.drops[2]
     # One unusable line pushes the drop's quarantine ratio above a zero threshold.
     drop = daily.landing / f"ds={ds}" / "lineitem"
     with next(iter(sorted(drop.glob("*.tbl")))).open("a") as f:
@@ -422,37 +506,41 @@ def test_quality_gate_failure_fails_at_once_keeps_gold_and_alerts(
     gold_before = {n: table_rows(spark, daily.lake, "gold", n) for n in GOLD}
     alerts.clear()
 
-    # The steps before the gate lose their first tries too, gold between its two marts:
-    # the gate must still restore gold to what it was before this drop.
-    kills = ("after_write:bronze/orders", "after_write:silver/orders",
-             "after_write:gold/daily_line_summary")
+    # Every task loses tries too (GATE_KILLS): the killed gold tries had committed both
+    # marts, and the gate must still restore gold to what it was before this drop. Quality
+    # is killed once before it judges: that try is retried, the gate's exit 3 is not.
     run = run_dag(ds, _env(daily, DQ_MAX_QUARANTINE_RATIO="0",
-                           PIPELINE_FAULT=",".join(f"{k}:once" for k in kills),
+                           PIPELINE_FAULT=",".join(f"{step}@{point}:once"
+                                                   for step, points in GATE_KILLS.items()
+                                                   for point in points),
                            PIPELINE_FAULT_MARKER=str(daily.root.parent / "gate-fault-marker")))
 
     assert run.state == "failed"
-    assert {step: run.tries[step] for step in ("ingest", "silver", "gold")} == dict.fromkeys(
-        ("ingest", "silver", "gold"), 2)
-    assert run.states["quality"] == "failed" and run.tries["quality"] == 1
+    assert len(list(daily.root.parent.glob("gate-fault-marker.*"))) == 8
+    assert {step: run.tries[step] for step in GATE_KILLS} == {
+        step: len(points) + 1 for step, points in GATE_KILLS.items()}
+    assert run.states["quality"] == "failed"
     assert run.states["report"] == "success"
     assert run.states["notify"] == "upstream_failed"
     assert {n: table_rows(spark, daily.lake, "gold", n) for n in GOLD} == gold_before
     failure = [m for m in alerts.slack if m.startswith("[FAILED]")]
     assert len(failure) == 1
     assert failure[0].startswith(
-        f"[FAILED] dag=tpch_daily task=quality ds={ds} try=1 of 4: QualityGateFailed: "
+        f"[FAILED] dag=tpch_daily task=quality ds={ds} try=2 of 4: QualityGateFailed: "
         "quality: quality gate failed (gold restored to its last good version), not retried "
         "(exit 3). error: "
     )
     retries = [m[:m.index(" | log: ")] for m in alerts.slack if m.startswith("[RETRYING]")]
     assert retries == [
-        f"[RETRYING] dag=tpch_daily task={step} ds={ds} try=1 of 4: TransientStepFailure: "
+        f"[RETRYING] dag=tpch_daily task={step} ds={ds} try={n} of "
+        f"{2 if step == 'report' else 4}: TransientStepFailure: "
         f"{step}: transient failure, will be retried (exit -9)."
-        for step in ("ingest", "silver", "gold")
+        for step, points in GATE_KILLS.items() for n in range(1, len(points) + 1)
     ]
-    # Every alert goes to Slack and by e-mail: the three retries, then the failure.
+    # Every alert goes to Slack and by e-mail: the steps' retries, the failure, then the
+    # retry of the report (which runs after a failed step).
     assert [m["Subject"] for m in alerts.mail] == [m[:200] for m in alerts.slack]
-    assert alerts.mail[-1]["Subject"] == failure[0][:200]
+    assert alerts.mail[-2]["Subject"] == failure[0][:200]
     assert {m["To"] for m in alerts.mail} == {"oncall@example.com"}
     report = (daily.root / "reports" / f"tpch_daily_{ds}.html").read_text()
     assert "failed" in report

@@ -47,9 +47,16 @@ import pytest
 
 from jobs.steps import maintain
 from jobs.steps.common import StepContext
-from jobs.tpch import TABLES
 from tests.conftest import environment
-from tests.e2e.conftest import ChaosHistory, lake_of, run_drop
+from tests.e2e.conftest import (
+    ChaosHistory,
+    assert_lake_equal,
+    assert_tables_equal,
+    contents,
+    lake_of,
+    ledger,
+    run_drop,
+)
 from tools.run_tests import SHORT_JVM_OPTS
 
 if TYPE_CHECKING:
@@ -60,16 +67,14 @@ if TYPE_CHECKING:
 # spark-submit and the redo of the step it cut short. Measured on 2026-11-27 with clean-clone
 # .ci/runs: the small zone's two chains (18 kills) took the suite from 16:19 to 21:09
 # (its group 2: 825 -> 1,270 s; the chains 336 s, the zone's clean run 90 s); earlier, with
-# the suite at 18:18, a chain of 5 of the chaos zone's kills took it to 23:19.
+# the suite at 18:18, a chain of 5 of the chaos zone's kills took it to 23:19. `make test`
+# kills task tries through Airflow instead (tests/dags/test_daily_run.py: 25 kills, no
+# extra zone to build and compare with).
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("CHAOS_SEED", "20261126"))
 RANDOM_KILLS = int(os.environ.get("CHAOS_RANDOM_KILLS") or "3")
-KEYS = {**{name: t.key for name, t in TABLES.items()}, "customer": ("c_custkey", "valid_from"),
-        "_order_tombstones": ("o_orderkey",)}
-VOLATILE = ("_ingested_at",)
-LAYERS = ("bronze", "silver", "quarantine", "gold")
 # Runs killed (True) and drawn kills the run finished before (False), for the summary that
 # tests/e2e/conftest.py prints at the end of the session.
 KILLED: Counter[bool] = Counter()
@@ -130,61 +135,10 @@ def submit(lake: Path, landing: Path, step: str, ds: str, kill: Kill,
     return subprocess.CompletedProcess(cmd, proc.returncode, out)
 
 
-def rows(spark: SparkSession, path: Path) -> list[tuple[Any, ...]]:
-    """A table's rows without ingestion timestamps, sorted (order-insensitive)."""
-    df = spark.read.format("delta").load(str(path))
-    df = df.drop(*[c for c in VOLATILE if c in df.columns])
-    return sorted((tuple(r) for r in df.collect()), key=repr)
-
-
-def contents(spark: SparkSession, root: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every data table of a lake (bronze, silver, quarantine, gold)."""
-    return {f"{layer}/{t.name}": rows(spark, t)
-            for layer in LAYERS if (root / layer).is_dir()
-            for t in sorted((root / layer).iterdir()) if (t / "_delta_log").is_dir()}
-
-
-def ledger(spark: SparkSession, root: Path) -> Counter[tuple[Any, ...]]:
-    """Succeeded step runs with the counts that do not depend on what was there before."""
-    runs = spark.read.format("delta").load(str(root / "ops" / "runs")).collect()
-    return Counter(
-        (r["step"], r["ds"], r["status"], tuple(sorted((r["rows_read"] or {}).items())),
-         tuple(sorted((r["rows_quarantined"] or {}).items())),
-         tuple(sorted((r["rows_duplicate"] or {}).items())))
-        for r in runs if r["status"] == "succeeded")
-
-
-def difference(name: str, got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> str:
-    """Rows only in the tested lake and rows only in the clean one (at most 5 each)."""
-    extra, missing = Counter(got) - Counter(want), Counter(want) - Counter(got)
-    return (f"{name} differs from the clean run: {sum(extra.values())} rows only here, "
-            f"e.g. {list(extra)[:5]}; {sum(missing.values())} rows only in the clean run, "
-            f"e.g. {list(missing)[:5]}")
-
-
-def assert_tables_equal(got: dict[str, list[tuple[Any, ...]]],
-                        want: dict[str, list[tuple[Any, ...]]]) -> None:
-    """The same tables with the same rows (:func:`contents` of two lakes)."""
-    assert sorted(got) == sorted(want)
-    for name in want:
-        assert got[name] == want[name], difference(name, got[name], want[name])
-
-
 def assert_same_as_reference(spark: SparkSession, root: Path, ref: ReferenceContents,
                              ds: str) -> None:
     """The lake at ``root`` equals the clean one after drop ``ds``: tables, keys, ledger."""
-    want, want_ledger = ref.after(ds)
-    assert_tables_equal(contents(spark, root), want)
-    for name, key in KEYS.items():
-        table = root / "silver" / name
-        if name != "customer" and table.is_dir():
-            keys = [tuple(r[c] for c in key)
-                    for r in spark.read.format("delta").load(str(table)).collect()]
-            assert len(keys) == len(set(keys)), f"duplicate keys in silver/{name}"
-    got_ledger = ledger(spark, root)
-    assert got_ledger == want_ledger
-    once = Counter((step, ds) for step, ds, *_ in got_ledger.elements())
-    assert set(once.values()) == {1}, "a step of a drop is recorded more than once"
+    assert_lake_equal(spark, root, *ref.after(ds))
 
 
 def copy(src: Path | None, dst: Path) -> Path:

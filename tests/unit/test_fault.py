@@ -77,6 +77,57 @@ def test_several_points_each_fire_once_with_their_own_marker(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["marker.1", "marker.2"]
 
 
+def test_a_step_scoped_point_fires_only_in_its_step_and_each_try_dies_at_the_next_point(
+        tmp_path: Path) -> None:
+    """``<step>@``: every step writes the ledger, so a scoped ledger point lets the first
+    steps through; the same step's later points take the next tries, one each."""
+    code = """
+        from jobs import fault
+        for step in ("ingest", "silver"):
+            fault.enter_step(step)
+            fault.before_write("file:/l/silver/orders")
+            fault.after_write("file:/l/silver/orders")
+            fault.after_write("file:/l/ops/runs")
+            print(step, flush=True)
+    """
+    env = {"PIPELINE_FAULT": "silver@after_write:ops/runs:once,"
+                             "silver@after_write:silver/orders:once",
+           "PIPELINE_FAULT_MARKER": str(tmp_path / "marker")}
+    outputs = [(p.returncode, p.stdout) for p in (child(code, **env) for _ in range(3))]
+    assert outputs == [(-signal.SIGKILL, "ingest\n"), (-signal.SIGKILL, "ingest\n"),
+                       (0, "ingest\nsilver\n")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["marker.1", "marker.2"]
+
+
+def test_a_step_scoped_watched_point_ignores_the_other_steps_writes(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    table = lake / "ops" / "runs"
+    table.mkdir(parents=True)
+    proc = child(f"""
+        import time
+        from jobs import fault
+        fault.arm({str(lake)!r})
+        fault.enter_step("ingest")
+        time.sleep(0.3)
+        open({str(table / "part-1.parquet")!r}, "wb").close()
+        time.sleep(0.3)
+        print("ingest wrote", flush=True)
+        fault.enter_step("gold")
+        open({str(table / "part-2.parquet")!r}, "wb").close()
+        time.sleep(5)
+        print("survived")
+    """, PIPELINE_FAULT="gold@during_write:ops/runs")
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    assert proc.stdout == "ingest wrote\n"
+
+
+def test_a_scope_that_is_not_a_step_is_a_configuration_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_FAULT", "silvr@after_silver")
+    with pytest.raises(ConfigError, match="'silvr' is not a step"):
+        fault.maybe_fail("after_silver")
+
+
 def test_a_watched_once_point_is_claimed_by_the_process_that_writes_the_table(
         tmp_path: Path) -> None:
     lake = tmp_path / "lake"

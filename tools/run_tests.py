@@ -19,15 +19,15 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Group 2: what mostly waits on other processes (Airflow, spark-submit, moto, checkov).
-# Its in-process session (tests/conftest.py) keeps the default JIT: with the quick JIT
-# below the property tests ran 2.6 times slower there. The bad-input catalogue (in-process
-# Spark, about 70 s) evened out the two groups here until the Airflow tests' 25 kills
-# came; it now runs in group 1.
+# Group 2: what mostly waits on other processes (Airflow, spark-submit, moto, checkov),
+# plus the bad-input catalogue (in-process Spark), which evens out the two groups. Its
+# in-process session keeps the default JIT (tests/conftest.py): with the quick JIT below
+# the property tests ran 2.6 times slower there.
 # (The EMR runner's tests stay in group 1: they parse tpch_daily with s3:// assets, and
 # in the metadata database of the local runner's runs those names are inactive assets.)
 GROUP_2 = ("tests/dags/test_daily_run.py", "tests/dags/test_live_airflow.py",
-           "tests/dags/test_kubernetes_runner.py", "tests/unit/test_cli.py", "tests/deploy")
+           "tests/dags/test_kubernetes_runner.py", "tests/unit/test_cli.py", "tests/deploy",
+           "tests/e2e/test_bad_input.py")
 # Group 2 starts about twenty short-lived spark-submit JVMs on SF 0.01 data (and
 # `make chaos` many more, with the same options). For those, the quick (C1) JIT and
 # the serial collector save about 10 s of CPU each (26 -> 16 s for

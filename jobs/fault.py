@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.errors import ConfigError
+from jobs.steps import NAMES as _STEPS
 
 __all__ = ["after_write", "arm", "before_write", "enter_step", "kill_driver", "maybe_fail",
            "note_conflict", "table_of"]
@@ -69,7 +70,6 @@ __all__ = ["after_write", "arm", "before_write", "enter_step", "kill_driver", "m
 _commits = itertools.count(1)
 _lock = threading.Lock()
 _WATCHED = ("during_write:", "during_vacuum:")
-_STEPS = ("ingest", "silver", "gold", "quality", "maintain", "report")
 # The step this process is running (``all`` runs four in turn): see :func:`enter_step`.
 _step: str | None = None
 

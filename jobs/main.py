@@ -22,10 +22,11 @@ if __package__ in (None, ""):
 
 from jobs.errors import EXIT_OK, EXIT_RETRY, ConfigError, PipelineError
 from jobs.logs import configure_logging
+from jobs.steps import ALL, NAMES
 
 __all__ = ["STEPS", "main", "parse_args"]
 
-STEPS = ("ingest", "silver", "gold", "quality", "maintain", "report", "all")
+STEPS = (*NAMES, "all")
 USAGE = "jobs <step> --ds YYYY-MM-DD [--lake URI] [--landing URI] [--force]"
 log = logging.getLogger("jobs")
 
@@ -100,7 +101,7 @@ def run_step(args: argparse.Namespace) -> None:
                  small)
     ctx = StepContext(spark, Lake(lake_uri), landing_uri, args.ds, args.force)
     steps = _steps()
-    names = ["ingest", "silver", "gold", "quality"] if args.step == "all" else [args.step]
+    names = ALL if args.step == "all" else (args.step,)
     for name in names:
         enter_step(name)
         maybe_fail(f"before_{name}")

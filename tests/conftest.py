@@ -40,14 +40,19 @@ def spark() -> Iterator[SparkSession]:
     """The test session: the pipeline's own factory, with test-sized shuffles and the
     small-drop settings a ``spark-submit`` of a test-sized drop applies."""
     from jobs.spark import SMALL_DATA_CONF, get_session
+    from tools.run_tests import SESSION_JVM_OPTS
 
-    # A long-lived JVM: the default JIT, also in the suite's group 2, whose environment
-    # gives its short-lived spark-submits the quick one (tools/run_tests.py).
-    quick_jit = os.environ.pop("SPARK_SUBMIT_OPTS", None)
+    # A long-lived JVM: the default JIT with the serial collector
+    # (tools/run_tests.py), also in the suite's group 2, whose environment gives its
+    # short-lived spark-submits the quick JIT.
+    quick_jit = os.environ.get("SPARK_SUBMIT_OPTS")
+    os.environ["SPARK_SUBMIT_OPTS"] = SESSION_JVM_OPTS
     try:
         session = get_session("tpch-tests")
     finally:
-        if quick_jit is not None:
+        if quick_jit is None:
+            os.environ.pop("SPARK_SUBMIT_OPTS")
+        else:
             os.environ["SPARK_SUBMIT_OPTS"] = quick_jit
     session.conf.set("spark.sql.shuffle.partitions", "2")
     for key, value in SMALL_DATA_CONF.items():

@@ -12,15 +12,16 @@ One lake, three DAG runs in order, each a scenario of its own:
    (``PIPELINE_CONFLICT``), which the job absorbs without an Airflow retry;
 2. the same ``ds`` again, which must change no table;
 3. a daily drop that trips the quality gate (exit 3), through a storm of kills (``STORM``):
-   ingest and quality lose three tries in a row, silver and gold two, each try at a later
-   point than the last (mid-write; between a commit and the step's ledger row; after it;
-   quality's last one halfway through restoring gold), and the report loses one. The
+   ingest, silver, gold and quality each lose three tries in a row, each try at a later
+   point than the last (mid-write; between a commit and the step's ledger row, or
+   between gold's marts; after it; quality's last one halfway through restoring gold),
+   and the report loses one. The
    gate's exit 3 is not retried, gold is left as it was before the drop, the alerts reach
    the task log, Slack and e-mail, and every table and the ledger equal a clean
    in-process run of the drop (gate failure included) on a copy of the lake taken just
    before.
 
-That is 15 SIGKILLed task tries (``spark-submit``, JVM and Python), each at its own
+That is 17 SIGKILLed task tries (``spark-submit``, JVM and Python), each at its own
 point, every one retried by Airflow.
 
 The first run's environment also holds fake credentials (AWS keys, a password on the
@@ -80,14 +81,17 @@ KILLS = {"ingest": "after_write:bronze/lineitem", "silver": "after_write:silver/
 # step; several steps write the ledger and the expectation results). A try redoes an
 # unrecorded step from its start: ingest rewrites both bronze tables, silver MERGEs
 # again, gold recomputes both marts (written side by side); a recorded step has nothing
-# left to do. Quality's tries die before and after writing their results, then after
-# restoring the first mart (the marts are restored one after the other, this one first).
-# Silver and gold lose two tries, not three: theirs are the dearest (a cold silver try
-# takes 11-21 s here), and the suite's time budget is what limits the kills.
+# left to do. Silver's third try dies between its expectation results and its ledger
+# row; gold's marts are written side by side, so its first two tries die mid-write of one
+# and after the other's commit, in either order. Quality's tries die before and after
+# writing their results, then after restoring the first mart (the marts are restored one
+# after the other, this one first).
 STORM = {
     "ingest": ("during_write:bronze/orders", "after_write:bronze/lineitem", "after_ingest"),
-    "silver": ("during_write:silver/orders", "after_write:silver/lineitem"),
-    "gold": ("during_write:gold/daily_line_summary", "after_write:ops/runs"),
+    "silver": ("during_write:silver/orders", "after_write:silver/lineitem",
+               "after_write:ops/dq_results"),
+    "gold": ("during_write:gold/daily_line_summary", "after_write:gold/revenue_by_nation",
+             "after_write:ops/runs"),
     "quality": ("before_write:ops/dq_results", "after_write:ops/dq_results",
                 "after_write:gold/daily_line_summary"),
     "report": ("after_report",),
@@ -487,7 +491,7 @@ def test_quality_gate_failure_fails_at_once_keeps_gold_and_alerts(
     assert run.states["quality"] == "failed"
     assert run.states["report"] == "success"
     assert run.states["notify"] == "upstream_failed"
-    # The killed second gold try had committed both marts and its ledger row, and a killed
+    # The killed third gold try had committed both marts and its ledger row, and a killed
     # quality try had restored one mart: the gate still leaves gold as before this drop.
     assert {n: table_rows(spark, daily.lake, "gold", n) for n in GOLD} == gate_run.gold_before
     failure = [m for m in alerts.slack if m.startswith("[FAILED]")]

@@ -423,18 +423,14 @@ def chaos_lake(chaos_history: ChaosHistory, tmp_path_factory: pytest.TempPathFac
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """How many runs the kill-anywhere tests killed, when they ran."""
-    # Imported as "test_kill_anywhere" (pytest's rootdir-based import) or by package path.
-    module = sys.modules.get("test_kill_anywhere") or sys.modules.get(
-        "tests.e2e.test_kill_anywhere")
-    killed = getattr(module, "KILLED", None)
-    if killed:
-        terminalreporter.write_line(
-            f"kill-anywhere: {killed[True]} runs SIGKILLed and re-run to completion; "
-            f"{killed[False]} drawn kills came after the run had ended")
-        seconds = sorted(getattr(module, "SECONDS", []))
-        if seconds:
-            terminalreporter.write_line(
-                f"kill-anywhere: the {len(seconds)} runs took {sum(seconds):.0f} s, "
-                f"median {seconds[len(seconds) // 2]:.1f} s, longest {seconds[-1]:.1f} s")
+    """How many ``spark-submit`` runs the kill tests killed, when they ran."""
+    from tests.e2e.kills import KILLED, SECONDS
 
+    if KILLED:
+        terminalreporter.write_line(
+            f"kill-anywhere: {KILLED[True]} runs SIGKILLed and re-run to completion; "
+            f"{KILLED[False]} drawn kills came after the run had ended")
+        seconds = sorted(SECONDS)
+        terminalreporter.write_line(
+            f"kill-anywhere: the {len(seconds)} runs took {sum(seconds):.0f} s, "
+            f"median {seconds[len(seconds) // 2]:.1f} s, longest {seconds[-1]:.1f} s")

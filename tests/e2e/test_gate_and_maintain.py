@@ -1,9 +1,12 @@
-"""The quality gate keeps gold as it was; maintain compacts without changing contents."""
+"""The quality gate keeps gold as it was; maintain, killed or not, changes no contents."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,14 +18,16 @@ from jobs.steps.common import StepContext
 from tests.e2e.conftest import (
     GOLD,
     ChaosHistory,
+    contents,
     copy_lake,
     expected_gold,
     lake_of,
+    rows,
     run_drop,
-    snapshot,
     table_rows,
     table_versions,
 )
+from tests.e2e.kills import Kill, submit
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -104,19 +109,55 @@ def test_a_check_failing_while_another_drops_silver_is_ahead_of_gold_is_retried_
     assert quality.run(ctx) is True
 
 
-def test_maintain_compacts_and_vacuums_without_changing_any_table(
+def test_maintain_killed_in_optimize_and_vacuum_changes_no_table_then_compacts_and_vacuums(
         spark: SparkSession, plain_landing: tuple[Path, list[str]], plain_lake: Lake) -> None:
-    _, drops = plain_landing
-    before = snapshot(spark, plain_lake)
+    """Three ``spark-submit maintain`` runs SIGKILLed, then one that gets through.
+
+    The kills come mid-OPTIMIZE (its new files written, not committed), between OPTIMIZE's
+    commit and VACUUM, and mid-VACUUM; none changes what a reader sees. Debris of a killed
+    writer (an uncommitted data file) is invisible to readers, and VACUUM removes it once it
+    is past the retention. (``make chaos``'s kills are chains of ``all``.)
+    """
+    landing, drops = plain_landing
+    root = Path(plain_lake.root[len("file:"):])
+    before = contents(spark, root)
+    lineitem = root / "silver" / "lineitem"
+    month = next(p for p in lineitem.iterdir() if p.name.startswith("_order_month="))
+    debris = month / "part-00000-debris-of-a-killed-writer.c000.snappy.parquet"
+    shutil.copy(next(month.glob("*.parquet")), debris)
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(debris, (week_ago, week_ago))
+    assert rows(spark, lineitem) == before["silver/lineitem"], \
+        "debris must be invisible to readers"
+
+    # The line item tables are the largest, so maintain starts with them: each kill comes
+    # early. The second run's OPTIMIZE commits; the third finds lineitem compacted and
+    # VACUUM deletes the debris (the only file past the retention) before the kill.
+    for point in ("during_write:silver/lineitem", "after_write:silver/lineitem",
+                  "during_vacuum:silver/lineitem"):
+        submit(root, landing, "maintain", drops[-1], Kill(point))
+    assert rows(spark, lineitem) == before["silver/lineitem"], "a killed maintain changed it"
+    assert not debris.exists(), "VACUUM must remove debris older than the retention"
+
     ctx = StepContext(spark, plain_lake, "file:/unused", dt.date.fromisoformat(drops[-1]))
     maintain.run(ctx)
-    assert snapshot(spark, plain_lake) == before
+    # Every table, after the killed runs (OPTIMIZE runs on four tables at a time, so they
+    # also committed or cut short other tables' compactions) and the one that got through.
+    assert contents(spark, root) == before
     runs = spark.read.format("delta").load(plain_lake.table("ops", "runs")).where(
         "step = 'maintain'").collect()
-    assert len(runs) == 1 and runs[0]["status"] == "succeeded"
+    assert [r["status"] for r in runs] == ["succeeded"], "a killed run records nothing"
+    # The run that got through went over every table of the lake and recorded it.
     compacted = json.loads(runs[0]["details"])["files_compacted"]
-    # Daily MERGEs left several small files in the line item table; OPTIMIZE merged them.
-    assert compacted["silver/lineitem"] > 0
+    assert set(compacted) == {f"{t.parent.name}/{t.name}" for t in root.glob("*/*")
+                              if (t / "_delta_log").is_dir()}
+    # Daily MERGEs left several small files in the line item table; the OPTIMIZE of the
+    # second killed run, committed before the kill, merged them.
+    from delta.tables import DeltaTable
+
+    optimized = DeltaTable.forPath(spark, str(lineitem)).history().where(
+        "operation = 'OPTIMIZE'").collect()
+    assert len(optimized) == 1 and int(optimized[0]["operationMetrics"]["numRemovedFiles"]) > 1
 
 
 def test_vacuum_retention_below_seven_days_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

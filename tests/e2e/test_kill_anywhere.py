@@ -6,7 +6,7 @@ and three daily drops). The reference is a clean in-order
 run of the zone, kept as it was after each drop (``small_history`` and ``chaos_history``
 in ``tests/e2e/conftest.py``). Each chain starts
 from a copy of the reference as it was before one drop, runs ``spark-submit jobs/main.py
-all`` (or ``maintain``) for that drop and kills it, again and again at later points, the
+all`` for that drop and kills it, again and again at later points, the
 way a retried task that keeps losing its node would; each run resumes from what the killed
 ones left. Then the drop is re-run to completion and the lake must equal the reference
 after that drop: every table's contents (order-insensitive, ingestion timestamps aside), no
@@ -19,8 +19,9 @@ seed, and commit numbers drawn from the traced clean run.
 
 ``make chaos N=<kills> CHAOS_SEED=<seed>`` runs 18 targeted kills on the small zone (a
 chain of 9 over each daily drop, every step of ``all`` killed at least twice per drop), and
-on the chaos zone 31 targeted kills (the initial load and the three daily drops), 3 during
-``maintain``, N random ones (25 by default, 3 when run directly) and the concurrency test.
+on the chaos zone 31 targeted kills (the initial load and the three daily drops), N random
+ones (25 by default, 3 when run directly) and the concurrency test. (The kills during
+``maintain``'s OPTIMIZE and VACUUM are in ``make test``: tests/e2e/test_gate_and_maintain.py.)
 
 A kill costs a fresh ``spark-submit`` (JVM, session, the first query's warm-up: about 7 s
 with nothing to do) plus the redo of the step it cut short, so the kills of one drop form
@@ -29,24 +30,16 @@ one chain, and a drop is finished and compared once per chain.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import random
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from jobs.steps import maintain
-from jobs.steps.common import StepContext
 from tests.conftest import environment
 from tests.e2e.conftest import (
     ChaosHistory,
@@ -57,7 +50,7 @@ from tests.e2e.conftest import (
     ledger,
     run_drop,
 )
-from tools.run_tests import SHORT_JVM_OPTS
+from tests.e2e.kills import REPO, Kill, job_command, job_env, submit
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -68,71 +61,15 @@ if TYPE_CHECKING:
 # .ci/runs: the small zone's two chains (18 kills) took the suite from 16:19 to 21:09
 # (its group 2: 825 -> 1,270 s; the chains 336 s, the zone's clean run 90 s); earlier, with
 # the suite at 18:18, a chain of 5 of the chaos zone's kills took it to 23:19. `make test`
-# kills task tries through Airflow instead (tests/dags/test_daily_run.py: 15 kills on
-# drops the suite runs anyway, no extra zone to build and compare with).
+# kills where the suite already has a lake and a reference (26 kills): task tries through
+# Airflow on drops the suite runs anyway (tests/dags/test_daily_run.py, 17), `maintain`
+# on the plain lake (tests/e2e/test_gate_and_maintain.py, 3) and silver between an
+# order's writes and its line items' on the property tests' lake (tests/e2e/
+# test_properties.py, 6).
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
-REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("CHAOS_SEED", "20261126"))
 RANDOM_KILLS = int(os.environ.get("CHAOS_RANDOM_KILLS") or "3")
-# Runs killed (True) and drawn kills the run finished before (False), for the summary that
-# tests/e2e/conftest.py prints at the end of the session.
-KILLED: Counter[bool] = Counter()
-# Wall seconds of every submitted run that was meant to be killed (for the same summary).
-SECONDS: list[float] = []
-
-
-@dataclass
-class Kill:
-    """One kill: a ``PIPELINE_FAULT`` point, or a delay after which the run is killed.
-
-    A drawn kill (``drawn=True``) may find the run already past it: the run then ends
-    normally, which is a valid case too.
-    """
-
-    point: str | None = None
-    after_s: float | None = None
-    drawn: bool = False
-
-    def __str__(self) -> str:
-        return self.point or f"at {self.after_s:.2f}s"
-
-
-def job_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a job run: this one's, without a fault or a parent gateway."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYSPARK_GATEWAY", "PIPELINE_FAULT"))} | (extra or {})
-    # Short-lived JVMs on tiny data: the quick JIT (see tools/run_tests.py) unless set.
-    return env | {"PIPELINE_RUNNER": "local", "PIPELINE_METRICS": "off",
-                  "PYTHONPATH": str(REPO),
-                  "SPARK_SUBMIT_OPTS": env.get("SPARK_SUBMIT_OPTS", SHORT_JVM_OPTS)}
-
-
-def job_command(lake: Path, landing: Path, step: str, ds: str) -> list[str]:
-    """The contract's job command line for one step of one drop."""
-    return [str(Path(sys.executable).parent / "spark-submit"), str(REPO / "jobs" / "main.py"),
-            step, "--ds", ds, "--lake", str(lake), "--landing", str(landing)]
-
-
-def submit(lake: Path, landing: Path, step: str, ds: str, kill: Kill,
-           extra: dict[str, str] | None = None,
-           timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``spark-submit jobs/main.py`` as its own process group and kill it as asked."""
-    env = job_env(extra)
-    if kill.point:
-        env["PIPELINE_FAULT"] = kill.point
-    cmd = job_command(lake, landing, step, ds)
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    if kill.after_s is not None:
-        try:
-            proc.wait(timeout=kill.after_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    out, _ = proc.communicate(timeout=timeout)
-    SECONDS.append(time.monotonic() - started)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out)
 
 
 def assert_same_as_reference(spark: SparkSession, root: Path, ref: ReferenceContents,
@@ -181,13 +118,7 @@ def run_chain(spark: SparkSession, kl: ChaosHistory, ref: ReferenceContents, tmp
     """Kill ``all`` of drop ``ds`` at each point in turn, then finish the drop."""
     root = copy(kl.before(ds), tmp_path / "lake")
     for kill in kills:
-        proc = submit(root, kl.landing, "all", ds, kill, kl.env)
-        if kill.drawn:
-            assert proc.returncode in (0, -signal.SIGKILL), proc.stdout[-3000:]
-        else:
-            assert proc.returncode == -signal.SIGKILL, \
-                f"{kill} was not reached (exit {proc.returncode}):\n{proc.stdout[-3000:]}"
-        KILLED[proc.returncode == -signal.SIGKILL] += 1
+        submit(root, kl.landing, "all", ds, kill, kl.env)
     finish_and_compare(spark, kl, ref, ds, root)
     return root
 
@@ -288,8 +219,6 @@ def test_random_kills_then_a_rerun_equal_the_clean_run(
                 finish_and_compare(spark, chaos_history, reference_contents, *chain)
             chain = (ds, copy(chaos_history.before(ds), tmp_path / f"lake-{n}"))
         proc = submit(chain[1], chaos_history.landing, "all", ds, kill)
-        assert proc.returncode in (0, -signal.SIGKILL), proc.stdout[-3000:]
-        KILLED[proc.returncode == -signal.SIGKILL] += 1
         if proc.returncode == 0:
             finish_and_compare(spark, chaos_history, reference_contents, *chain)
             chain = None
@@ -303,51 +232,6 @@ def finish_and_compare(spark: SparkSession, kl: ChaosHistory, ref: ReferenceCont
     with environment(kl.env):
         run_drop(spark, lake_of(root), kl.landing, ds)
     assert_same_as_reference(spark, root, ref, ds)
-
-
-def test_kills_during_maintain_leave_the_tables_unchanged_and_debris_is_vacuumed(
-        spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
-        tmp_path: Path) -> None:
-    last = chaos_history.drops[-1]
-    root = copy(chaos_history.after[last], tmp_path / "lake")
-    # Debris of a killed writer: an uncommitted data file, old enough for VACUUM.
-    lineitem = root / "silver" / "lineitem"
-    month = next(p for p in lineitem.iterdir() if p.name.startswith("_order_month="))
-    debris = month / "part-00000-debris-of-a-killed-writer.c000.snappy.parquet"
-    shutil.copy(next(month.glob("*.parquet")), debris)
-    week_ago = time.time() - 8 * 24 * 3600
-    os.utime(debris, (week_ago, week_ago))
-    before, _ = reference_contents.after(last)
-    assert contents(spark, root) == before, "debris must be invisible to readers"
-
-    # The line item table is the largest, so maintain starts with it: each kill comes early.
-    for kill in (Kill("during_write:silver/lineitem"), Kill("after_write:silver/lineitem"),
-                 Kill("during_vacuum:silver/lineitem")):
-        proc = submit(root, chaos_history.landing, "maintain", last, kill)
-        assert proc.returncode == -signal.SIGKILL, f"{kill}:\n{proc.stdout[-3000:]}"
-        KILLED[True] += 1
-        assert contents(spark, root) == before, f"contents changed after a kill {kill}"
-    ctx = StepContext(spark, lake_of(root), "file:" + str(chaos_history.landing),
-                      dt.date.fromisoformat(last))
-    maintain.run(ctx)
-    assert contents(spark, root) == before
-    assert not debris.exists(), "VACUUM must remove debris older than the retention"
-    # The daily MERGEs left several small files per month; the killed run's OPTIMIZE,
-    # committed before its second kill, merged them.
-    from delta.tables import DeltaTable
-
-    optimized = DeltaTable.forPath(spark, str(lineitem)).history().where(
-        "operation = 'OPTIMIZE'").collect()
-    assert optimized and int(optimized[0]["operationMetrics"]["numRemovedFiles"]) > 1
-    runs = spark.read.format("delta").load(str(root / "ops" / "runs")).where(
-        "step = 'maintain'").collect()
-    succeeded = [r for r in runs if r["status"] == "succeeded"]
-    assert len(succeeded) == 1, "only the run that got through records success"
-    # The run that got through went over every table of the lake and recorded it
-    # (make test's uninterrupted counterpart: test_gate_and_maintain.py).
-    compacted = json.loads(succeeded[0]["details"])["files_compacted"]
-    tables = {f"{t.parent.name}/{t.name}" for t in root.glob("*/*") if (t / "_delta_log").is_dir()}
-    assert set(compacted) == tables
 
 
 def together(root: Path, landing: Path, runs: list[tuple[str, str]],

@@ -67,6 +67,7 @@ from jobs.steps.common import StepContext, run_parallel
 from jobs.tpch import table
 from jobs.transforms.silver import CONFLICT_REASON, ORPHAN_REASON
 from tests.e2e.conftest import lake_of
+from tests.e2e.kills import Kill, submit
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -644,10 +645,10 @@ def test_line_item_newer_than_its_orders_deletion_is_parked_as_an_orphan(
     assert tables["quarantine/lineitem"][(ds_of(1), uri, 1)] == (item, (ORPHAN_REASON,))
 
 
-@pytest.mark.parametrize("point", ["after_write:silver/orders", "after_write:silver/lineitem"])
+@pytest.mark.parametrize("point", ["during_write:silver/lineitem", "after_write:silver/lineitem",
+                                   "after_write:silver/orders"])
 def test_a_crash_between_an_orders_write_and_its_line_items_write_is_completed_by_the_rerun(
-    spark: SparkSession, base: tuple[Path, Path], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, point: str,
+    spark: SparkSession, base: tuple[Path, Path], tmp_path: Path, point: str,
 ) -> None:
     """Found in review: silver wrote an order, then its line items, and a crash in between
     left the line items wrong for good, because the re-run decides from the order:
@@ -658,9 +659,10 @@ def test_a_crash_between_an_orders_write_and_its_line_items_write_is_completed_b
     * an RF2 deletion deleted the order first; the re-run found no order, so its line
       items stayed in silver.
 
-    Line items are now written first in both cases. Each drop's first write of ``point``
-    fails (in-process, like a lost driver), the drop is re-run, and the lake must equal
-    the model."""
+    Line items are now written first in both cases. Each drop's first silver run, a
+    ``spark-submit jobs/main.py silver``, is SIGKILLed at ``point`` (while its line items are
+    written, after they are committed, after the order is), the drop is re-run, and the
+    lake must equal the model."""
     base_landing, base_lake = base
     shutil.copytree(base_lake, tmp_path / "lake")
     lake, landing = lake_of(tmp_path / "lake"), tmp_path / "landing"
@@ -669,10 +671,8 @@ def test_a_crash_between_an_orders_write_and_its_line_items_write_is_completed_b
     land(landing, ds_of(1), {"orders_delete/part-1.tbl": [delete_line(2)],
                              "lineitem/part-1.tbl": [item_line((1, 1), ITEMS[1])]})
     for drop in (0, 1):
-        monkeypatch.setenv("PIPELINE_FAULT", f"{point}:exit1")
-        with pytest.raises(RuntimeError, match="injected transient failure"):
-            process(spark, lake, landing, ds_of(drop), force=False, steps=(ingest, silver))
-        monkeypatch.delenv("PIPELINE_FAULT")
+        process(spark, lake, landing, ds_of(drop), force=False, steps=(ingest,))
+        submit(tmp_path / "lake", landing, "silver", ds_of(drop).isoformat(), Kill(point))
         process(spark, lake, landing, ds_of(drop), force=False, steps=(ingest, silver))
 
     # Gold reads silver only, and the property covers it: silver and quarantine here.

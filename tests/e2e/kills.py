@@ -3,8 +3,9 @@
 A run is started the way the contract's job command starts it, as its own process group,
 and SIGKILLed (JVM and Python alike, no shutdown hook) at a :mod:`jobs.fault` point
 (``PIPELINE_FAULT``: deterministic) or after a delay (random kills). ``make test`` kills
-``maintain`` this way (tests/e2e/test_gate_and_maintain.py); ``make chaos`` kills chains of
-``all`` runs (tests/e2e/test_kill_anywhere.py).
+``maintain`` and ``silver`` this way (tests/e2e/test_gate_and_maintain.py,
+tests/e2e/test_properties.py); ``make chaos`` kills chains of ``all`` runs
+(tests/e2e/test_kill_anywhere.py). :func:`together` starts several runs at once.
 """
 
 from __future__ import annotations
@@ -89,3 +90,25 @@ def submit(lake: Path, landing: Path, step: str, ds: str, kill: Kill,
         assert proc.returncode == -signal.SIGKILL, \
             f"{kill} was not reached (exit {proc.returncode}):\n{out[-3000:]}"
     return subprocess.CompletedProcess(cmd, proc.returncode, out)
+
+
+def together(root: Path, landing: Path, runs: list[tuple[str, str]],
+             timeout: float = 900) -> list[subprocess.CompletedProcess[str]]:
+    """Start several ``spark-submit`` runs on one lake at the same moment; wait for all."""
+    env = job_env()
+    procs = [
+        subprocess.Popen(job_command(root, landing, step, ds), cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for step, ds in runs
+    ]
+    return [subprocess.CompletedProcess(p.args, p.wait(timeout), p.communicate()[0])
+            for p in procs]
+
+
+def assert_done_or_retry(result: subprocess.CompletedProcess[str]) -> None:
+    """A run that lost to concurrent ones: 0, or 1 (Airflow retries it) with a one-line
+    message and no traceback after it."""
+    assert result.returncode in (0, 1), result.stdout[-3000:]
+    if result.returncode == 1:
+        assert "error:" in result.stdout and "Traceback" not in result.stdout.split(
+            "error:")[-1], result.stdout[-3000:]

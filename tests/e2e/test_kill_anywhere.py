@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,7 +49,7 @@ from tests.e2e.conftest import (
     ledger,
     run_drop,
 )
-from tests.e2e.kills import REPO, Kill, job_command, job_env, submit
+from tests.e2e.kills import Kill, assert_done_or_retry, submit, together
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -234,19 +233,6 @@ def finish_and_compare(spark: SparkSession, kl: ChaosHistory, ref: ReferenceCont
     assert_same_as_reference(spark, root, ref, ds)
 
 
-def together(root: Path, landing: Path, runs: list[tuple[str, str]],
-             timeout: float = 900) -> list[subprocess.CompletedProcess[str]]:
-    """Start several ``spark-submit`` runs on one lake at the same moment; wait for all."""
-    env = job_env()
-    procs = [
-        subprocess.Popen(job_command(root, landing, step, ds), cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for step, ds in runs
-    ]
-    return [subprocess.CompletedProcess(p.args, p.wait(timeout), p.communicate()[0])
-            for p in procs]
-
-
 def test_the_same_drop_twice_and_another_drop_at_once_equal_the_clean_run(
         spark: SparkSession, chaos_history: ChaosHistory, reference_contents: ReferenceContents,
         tmp_path: Path) -> None:
@@ -261,10 +247,7 @@ def test_the_same_drop_twice_and_another_drop_at_once_equal_the_clean_run(
     results = together(root, chaos_history.landing, [("all", first), ("all", first),
                                                  ("all", second)])
     for result in results:
-        assert result.returncode in (0, 1), result.stdout[-3000:]
-        if result.returncode == 1:
-            assert "error:" in result.stdout and "Traceback" not in result.stdout.split(
-                "error:")[-1], result.stdout[-3000:]
+        assert_done_or_retry(result)
     for ds in (first, second):
         run_drop(spark, lake_of(root), chaos_history.landing, ds)
     want, want_ledger = reference_contents.after(second)

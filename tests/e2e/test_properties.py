@@ -681,3 +681,4 @@ def test_a_crash_between_an_orders_write_and_its_line_items_write_is_completed_b
     for name in READ:
         if not name.startswith("gold/"):
             assert actual[name] == expected[name], difference(name, actual, expected)
+

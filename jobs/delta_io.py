@@ -16,12 +16,13 @@ Every write in the pipeline goes through here, so the rules live in one place:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -42,8 +43,10 @@ __all__ = [
     "assert_unique_keys",
     "commit_info",
     "commit_metrics",
+    "commit_tag",
     "delete_matching",
     "ensure_table",
+    "foreign_changes",
     "is_conflict",
     "is_delta_table",
     "latest_version",
@@ -233,11 +236,12 @@ def _committed(spark: SparkSession, uri: str, before: int | None) -> int | None:
     return after if after is not None and after != before else None
 
 
-def commit_info(spark: SparkSession, uri: str, version: int) -> dict[str, Any] | None:
-    """Return the ``commitInfo`` action of one commit, read from its log file.
+def _commit_actions(spark: SparkSession, uri: str, version: int,
+                    until: str | None = None) -> list[dict[str, Any]] | None:
+    """The actions of one commit, read from ``_delta_log/<version>.json`` (no Spark job).
 
-    A plain read of ``_delta_log/<version>.json`` (Delta writes ``commitInfo`` as its
-    first line), so no Spark job; ``None`` when the file is not there.
+    :param until: stop after the first action of this kind (``commitInfo`` comes first).
+    :return: the actions, or ``None`` when the file is not there.
     """
     jvm = spark.sparkContext._jvm
     assert jvm is not None
@@ -245,16 +249,80 @@ def commit_info(spark: SparkSession, uri: str, version: int) -> dict[str, Any] |
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.exists(path):
         return None
+    actions: list[dict[str, Any]] = []
     reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(path), "UTF-8"))
     try:
         while (line := reader.readLine()) is not None:
-            action: dict[str, Any] = json.loads(line)
-            if "commitInfo" in action:
-                info: dict[str, Any] = action["commitInfo"]
-                return info
+            actions.append(json.loads(line))
+            if until is not None and until in actions[-1]:
+                break
     finally:
         reader.close()
-    return None
+    return actions
+
+
+def commit_info(spark: SparkSession, uri: str, version: int) -> dict[str, Any] | None:
+    """Return the ``commitInfo`` action of one commit, read from its log file.
+
+    A plain read of ``_delta_log/<version>.json`` (Delta writes ``commitInfo`` as its
+    first line), so no Spark job; ``None`` when the file is not there.
+    """
+    actions = _commit_actions(spark, uri, version, until="commitInfo") or []
+    return next((a["commitInfo"] for a in actions if "commitInfo" in a), None)
+
+
+_MERGE_ROW_CHANGES = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+@contextlib.contextmanager
+def commit_tag(spark: SparkSession, tag: str) -> Iterator[None]:
+    """Tag every Delta commit of the session with ``tag`` (``userMetadata`` in its history).
+
+    :func:`foreign_changes` tells a run's own commits from other writers' by it. The
+    setting is the session's, so it covers the run's threads; it is restored afterwards.
+    """
+    previous = spark.conf.get(USER_METADATA_CONF, None)
+    spark.conf.set(USER_METADATA_CONF, tag)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(USER_METADATA_CONF)
+        else:
+            spark.conf.set(USER_METADATA_CONF, previous)
+
+
+def foreign_changes(spark: SparkSession, uri: str, since: int | None, tag: str) -> list[int]:
+    """Versions after ``since`` that changed the table's data and were not tagged ``tag``.
+
+    A commit changes data when it adds or removes a file with ``dataChange`` and, for a
+    MERGE, inserts, updates or deletes a row: a table's creation, a property change,
+    OPTIMIZE and a MERGE that rewrote files without changing a row (a drop applied again)
+    leave every row as it was, so a decision made on the rows before them still holds.
+
+    :param since: the version read before (``None``: the table did not exist).
+    :param tag: this run's :func:`commit_tag`.
+    """
+    latest = latest_version(spark, uri)
+    if latest is None:
+        return []
+    first = 0 if since is None else since + 1
+    foreign = []
+    for version in range(first, latest + 1):
+        actions = _commit_actions(spark, uri, version) or []
+        info: dict[str, Any] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        if info.get("userMetadata") == tag:
+            continue
+        if not any(kind in a and a[kind].get("dataChange", True)
+                   for a in actions for kind in ("add", "remove")):
+            continue
+        metrics = info.get("operationMetrics") or {}
+        if info.get("operation") == "MERGE" and metrics and not any(
+                int(metrics.get(name, 0)) for name in _MERGE_ROW_CHANGES):
+            continue
+        foreign.append(version)
+    return foreign
 
 
 def commit_metrics(spark: SparkSession, uri: str, version: int | None) -> dict[str, int]:
@@ -456,7 +524,7 @@ def delete_matching(
 
 
 def replace_where(spark: SparkSession, uri: str, df: DataFrame, predicate: str,
-                  partition_by: Sequence[str] = ()) -> MergeResult:
+                  partition_by: Sequence[str] = (), attempts: int = 5) -> MergeResult:
     """Atomically replace the rows matching ``predicate`` with ``df`` (one commit).
 
     :param spark: active session.
@@ -464,6 +532,8 @@ def replace_where(spark: SparkSession, uri: str, df: DataFrame, predicate: str,
     :param df: the new rows; every row must satisfy ``predicate``.
     :param predicate: SQL predicate with literals only.
     :param partition_by: partition columns used when the table is created.
+    :param attempts: tries on a write conflict; 1 when ``df`` was computed from the rows it
+        replaces (a retry would write a stale computation).
     :return: the version written.
     """
 
@@ -475,7 +545,7 @@ def replace_where(spark: SparkSession, uri: str, df: DataFrame, predicate: str,
             writer = writer.partitionBy(*partition_by)
         writer.save(uri)
 
-    with_conflict_retry(run, f"replace {predicate} in {uri}", uri=uri)
+    with_conflict_retry(run, f"replace {predicate} in {uri}", attempts, uri=uri)
     version = _committed(spark, uri, before)
     return MergeResult(uri, version, commit_metrics(spark, uri, version))
 

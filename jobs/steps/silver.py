@@ -12,12 +12,23 @@ MERGE the good rows so that the newest ``_ds`` wins. The order of work inside a 
    line item newer than the deletion of its order goes back to quarantine as an orphan;
 5. line items, plus earlier orphans parked in quarantine whose order may now exist.
 
-Steps 1 and 2-4 write different tables and read nothing of each other, so they run side
-by side (the dimensions first when one of them has a fail-level expectation, whose
-failure must stop the run before orders are merged); line items wait for both.
+Step 1 and steps 2-5 write different tables and read nothing of each other, so they run
+side by side (the dimensions first when one of them has a fail-level expectation, whose
+failure must stop the run before orders are merged).
 
 Each rule only compares ``_ds`` values, never processing order, so drops processed in any
 order, repeated or back-filled converge to the same tables.
+
+Concurrent runs: Delta serialises the commits of one table, not of the pair ``orders`` and
+``lineitem``, and steps 2-5 decide from rows they read (an order's month, a tombstone, a
+line item's order). Steps 2-5 are therefore a *section*, and so is ``customer``
+(its history is rebuilt from the snapshots it reads). Every commit of the run is tagged
+with the run (:func:`~jobs.delta_io.commit_tag`); after a section, the run looks for data
+changes that other writers committed to the section's tables meanwhile. If there are
+any, its decisions may be stale: it repairs the order keys of its drop (one order row,
+the newest; line items in their order's month; nothing a tombstone covers; orphans
+parked) and runs the section again, up to :data:`PASSES` times, then exits 1 so the
+scheduler retries it. A pass that nobody interleaved with is what a serial run does.
 
 Partitioning: ``orders`` and ``lineitem`` are partitioned by ``_order_month`` (the first
 day of the order's month). A daily drop touches few months, and every MERGE carries them
@@ -29,21 +40,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
 from jobs.delta_io import (
+    commit_tag,
+    conflict_name,
     delete_matching,
     ensure_table,
+    foreign_changes,
+    is_conflict,
     is_delta_table,
+    latest_version,
     merge_latest,
     merge_rows,
     replace_where,
     update_matching,
 )
-from jobs.errors import DropNotReadyError, QualityGateError
+from jobs.errors import ConcurrentChangeError, DropNotReadyError, QualityGateError
 from jobs.expectations import Expectation, expectations_for
 from jobs.ledger import DqResult, Run, last_successes, record_dq, start_run
 from jobs.schemas import (
@@ -70,7 +87,21 @@ from jobs.transforms.silver import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["prepare", "run"]
+__all__ = ["PASSES", "prepare", "run"]
+
+# The tables each section reads and writes, and the counters it keeps in the ledger row.
+ORDER_SECTION = ("silver/orders", "silver/lineitem", f"silver/{TOMBSTONES}",
+                 "quarantine/lineitem")
+ORDER_COUNTED = ("orders", "lineitem", ORDERS_DELETE.name)
+# The ledger details the order section sets (besides per-table entries), reset per pass.
+ORDER_DETAILS = ("order_month_moves", "deleted_rows", "deletes_unknown_key",
+                 "orphaned_by_delete", "orphaned_by_repair", "orphans_released",
+                 "repaired_months")
+CUSTOMER_SECTION = ("silver/customer", f"silver/{CUSTOMER_SNAPSHOTS}")
+# Passes of a section before the run gives up to concurrent writers (exit 1, retried).
+PASSES = 4
+MAX_DELAY = 5.0  # seconds (before the jitter) between passes
+LINEAGE = ["_ds", "_source_file", "_line_number"]
 
 
 def prepare(lines_df: DataFrame, table: Table) -> DataFrame:
@@ -97,6 +128,175 @@ class _Silver:
         self.run = run
         self.dq: list[DqResult] = []
         self.touched_months: dict[str, list[str]] = {}
+        # Every commit of the run carries this (see :func:`run`).
+        self.tag = f"silver {ctx.ds_str} {run.run_id}"
+
+    # -- sections (concurrent writers) -----------------------------------------------
+    def versions(self, tables: tuple[str, ...]) -> dict[str, int | None]:
+        return {t: latest_version(self.spark, self.ctx.lake.table(*t.split("/")))
+                for t in tables}
+
+    def foreign(self, since: dict[str, int | None]) -> dict[str, list[int]]:
+        """Data changes other writers committed to the tables since ``since``."""
+        found = {t: foreign_changes(self.spark, self.ctx.lake.table(*t.split("/")), v, self.tag)
+                 for t, v in since.items()}
+        return {t: versions for t, versions in found.items() if versions}
+
+    def forget(self, counted: tuple[str, ...], details: tuple[str, ...]) -> None:
+        """Drop what a section's pass recorded (counts, expectation results, details), so
+        that the ledger row describes the pass that counts: the last."""
+        for kind in ("read", "written", "quarantined", "duplicate"):
+            counters: dict[str, int] = getattr(self.run, f"rows_{kind}")
+            for name in counted:
+                counters.pop(name, None)
+        for nested in (self.run.details.get("merge_metrics", {}),
+                       self.run.details.get("superseded_by_delete", {}), self.touched_months):
+            for name in counted:
+                nested.pop(name, None)
+        for key in details:
+            self.run.details.pop(key, None)
+        self.dq = [d for d in self.dq if d.table not in counted]
+
+    def settled(self, name: str, tables: tuple[str, ...], counted: tuple[str, ...],
+                work: Callable[[], None], repair: Callable[[], None] | None = None,
+                details: tuple[str, ...] = ()) -> None:
+        """Run a section until a pass saw no other writer change the section's tables.
+
+        :param name: the section, for the log and the ledger's ``passes`` detail.
+        :param tables: the tables (``layer/name``) the section reads and writes.
+        :param counted: the tables whose counts the section keeps in the ledger row.
+        :param details: the other ledger details the section sets.
+        :param work: one pass; it must be idempotent.
+        :param repair: run before every pass after the first.
+        :raises ConcurrentChangeError: when :data:`PASSES` passes were all interleaved.
+        """
+        for attempt in range(1, PASSES + 1):
+            since = self.versions(tables)
+            started = time.monotonic()
+            try:
+                if attempt > 1:
+                    self.forget(counted, details)
+                    if repair is not None:
+                        repair()
+                work()
+            except Exception as exc:
+                if not is_conflict(exc):
+                    raise
+                seen: object = conflict_name(exc)
+            else:
+                seen = self.foreign(since)
+                if not seen:
+                    self.run.details.setdefault("passes", {})[name] = attempt
+                    return
+            if attempt == PASSES:
+                raise ConcurrentChangeError(
+                    f"silver {self.ctx.ds_str}: other runs kept changing {', '.join(tables)} "
+                    f"during all {PASSES} passes of its {name} section; run it again")
+            # Jittered, so that runs falling over each other spread out. A pass after a
+            # repair mostly re-applies what is there, which commits no data change, so the
+            # runs need not wait for each other to finish.
+            seconds = time.monotonic() - started
+            delay = random.uniform(0.5, 1.5) * min(MAX_DELAY, attempt * seconds)
+            log.warning("silver %s: %s pass %d/%d interleaved with other writers (%s); "
+                        "repairing and running it again in %.1fs", self.ctx.ds_str, name,
+                        attempt, PASSES, seen, delay)
+            time.sleep(delay)
+
+    def order_section(self) -> None:
+        """Steps 2-5: tombstones, orders, deletions, line items."""
+        _timed(self.run, "orders", self.orders_and_deletes)
+        _timed(self.run, "lineitem", self.lineitem)
+
+    def section_keys(self) -> DataFrame | None:
+        """The order keys the order section touches: the drop's orders, deletions and line
+        items, and the orphans parked in quarantine (``o_orderkey``)."""
+        from pyspark.sql import functions as F
+
+        frames = [df.select("value") for name in ("orders", ORDERS_DELETE.name, "lineitem")
+                  if (df := self.bronze(name)) is not None]
+        parked = self.parked_orphans()
+        if parked is not None:
+            frames.append(parked.select("value"))
+        if not frames:
+            return None
+        union = frames[0]
+        for frame in frames[1:]:
+            union = union.unionByName(frame)
+        key = F.expr("try_cast(split(value, '[|]')[0] AS BIGINT)")
+        return (union.select(key.alias("o_orderkey")).where(F.col("o_orderkey").isNotNull())
+                .distinct().localCheckpoint(eager=True))
+
+    def repair(self) -> None:
+        """Make the stored orders and line items of the drop's order keys consistent.
+
+        After a pass other writers interleaved with, a key may hold two order rows (a MERGE
+        bounded by the months it looked up before another run moved the order), line items
+        in a month their order left, copies of a line item in two months, or rows a
+        concurrent deletion did not see. For the drop's keys: the newest order row stays,
+        unless a tombstone covers it; per line item the newest row stays, in its order's
+        month, unless a tombstone covers it; a line item whose order is gone is parked as
+        an orphan. The months concerned are rewritten (one ``replaceWhere`` per table,
+        quarantine first, then line items, then orders, as in a serial run), without a
+        conflict retry: a conflict makes the pass interleaved, and the next one repairs.
+        """
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        keys = self.section_keys()
+        if keys is None:
+            return
+        tomb = self.tombstones().select("o_orderkey", F.col("_ds").alias("_tomb_ds"))
+        alive = F.col("_tomb_ds").isNull() | (F.col("_tomb_ds") < F.col("_ds"))
+        newest = [F.col("_ds").desc(), F.col("_row_hash").desc()]
+        orders = (
+            self.read_silver("orders").join(keys, "o_orderkey", "left_semi")
+            .join(tomb, "o_orderkey", "left")
+            .withColumn("_keep", alive & (F.row_number().over(
+                Window.partitionBy("o_orderkey").orderBy(*newest)) == 1))
+            .localCheckpoint(eager=True)
+        )
+        live = orders.where("_keep").select(F.col("o_orderkey").alias("l_orderkey"),
+                                            F.col("_order_month").alias("_live_month"))
+        items = (
+            self.read_silver("lineitem")
+            .join(keys.withColumnRenamed("o_orderkey", "l_orderkey"), "l_orderkey", "left_semi")
+            .join(tomb.withColumnRenamed("o_orderkey", "l_orderkey"), "l_orderkey", "left")
+            .join(live, "l_orderkey", "left")
+            .withColumn("_valid", alive & (F.row_number().over(
+                Window.partitionBy("l_orderkey", "l_linenumber").orderBy(*newest)) == 1))
+            .withColumn("_keep", F.col("_valid") & F.col("_live_month").isNotNull())
+            .localCheckpoint(eager=True)
+        )
+        self.run.details["orphaned_by_repair"] = self.park_lines(
+            items.where(F.col("_valid") & ~F.col("_keep")).select(*LINEAGE))
+        moves = items.where(~F.col("_keep") | (F.col("_order_month") != F.col("_live_month")))
+        months = sorted({m for r in moves.select("_order_month", "_live_month").collect()
+                         for m in r if m is not None})
+        self.rewrite("lineitem", "l_orderkey", keys, months, items.where("_keep").withColumn(
+            "_order_month", F.col("_live_month")))
+        months = sorted({r[0] for r in orders.where(~F.col("_keep"))
+                         .select("_order_month").distinct().collect()})
+        self.rewrite("orders", "o_orderkey", keys, months, orders.where("_keep"))
+
+    def rewrite(self, name: str, key: str, keys: DataFrame, months: list[dt.date],
+                kept: DataFrame) -> None:
+        """Replace the rows of ``keys`` in some months of a table with the ``kept`` ones."""
+        from pyspark.sql import functions as F
+
+        if not months:
+            return
+        predicate = f"_order_month IN {sql_in(months)}"
+        stored = self.read_silver(name)
+        content = (
+            stored.where(F.expr(predicate))
+            .join(keys.withColumnRenamed("o_orderkey", key), key, "left_anti")
+            .unionByName(kept.where(F.expr(predicate)).select(*stored.columns))
+        )
+        result = replace_where(self.spark, self.silver_uri(name), content, predicate, attempts=1)
+        self.run.wrote(name, result.version)
+        self.run.details.setdefault("repaired_months", {})[name] = [m.isoformat() for m in months]
+        log.warning("silver %s: repaired %s in %s", self.ctx.ds_str, name,
+                    ", ".join(m.isoformat() for m in months))
 
     # -- edges -----------------------------------------------------------------------
     def bronze(self, name: str) -> DataFrame | None:
@@ -386,7 +586,8 @@ class _Silver:
         if not months:
             return
         if any(r["_gone"] for r in stats):
-            self.park_orphaned_by_delete(looked_up, months)
+            self.run.details["orphaned_by_delete"] = self.park_orphaned_by_delete(
+                looked_up, months)
         predicate = f"t._order_month IN {sql_in(months)}"
         # Line items first: a re-run after a crash between the two DELETEs finds the order
         # (and its month) still there. The other way round it would find no order and
@@ -402,7 +603,7 @@ class _Silver:
             self.run.details.setdefault("deleted_rows", {})[name] = result.metrics.get(
                 "num_deleted_rows", 0)
 
-    def park_orphaned_by_delete(self, gone: DataFrame, months: list[dt.date]) -> None:
+    def park_orphaned_by_delete(self, gone: DataFrame, months: list[dt.date]) -> int:
         """Park stored line items newer than the deletion of their order as orphans.
 
         Their raw lines come from bronze; they are written to ``quarantine/lineitem``
@@ -413,30 +614,40 @@ class _Silver:
         :param gone: the drop's deletions: ``o_orderkey``, ``_tomb_ds`` and ``_gone`` (the
             stored order is not newer than its deletion).
         :param months: the ``_order_month`` values of those orders.
+        :return: the line items newly parked.
         """
         from pyspark.sql import functions as F
 
-        lineage = ["_ds", "_source_file", "_line_number"]
         orphaned = (
             self.read_silver("lineitem").where(F.expr(f"_order_month IN {sql_in(months)}"))
             .join(gone.where("_gone").select(F.col("o_orderkey").alias("l_orderkey"),
                                              "_tomb_ds"), "l_orderkey")
             .where(F.col("_ds") > F.col("_tomb_ds"))
-            .select(*lineage)
+            .select(*LINEAGE)
         )
+        return self.park_lines(orphaned)
+
+    def park_lines(self, orphaned: DataFrame) -> int:
+        """Park line items (their lineage: ``_ds``, ``_source_file``, ``_line_number``) in
+        ``quarantine/lineitem`` as orphans, with their raw lines from bronze.
+
+        :return: the line items newly parked.
+        """
+        from pyspark.sql import functions as F
+
         ds_list = sorted({r[0] for r in orphaned.select("_ds").distinct().collect()})
         if not ds_list:
-            return
+            return 0
         bronze = self.spark.read.format("delta").load(
             self.ctx.lake.table("bronze", "lineitem")).where(F.col("_ds").isin(ds_list))
-        rows = orphaned.join(bronze, lineage).select(
-            F.col("value").alias("raw"), *lineage, F.array(F.lit(ORPHAN_REASON)).alias("reasons"))
+        rows = orphaned.join(bronze, LINEAGE).select(
+            F.col("value").alias("raw"), *LINEAGE, F.array(F.lit(ORPHAN_REASON)).alias("reasons"))
         uri = self.ctx.lake.table("quarantine", "lineitem")
         ensure_table(self.spark, uri, quarantine_schema(), ["_ds"])
-        result = merge_rows(self.spark, uri, rows, lineage,
+        result = merge_rows(self.spark, uri, rows, LINEAGE,
                             partition_predicate=f"t._ds IN {sql_in(ds_list)}")
         self.run.wrote("quarantine/lineitem", result.version)
-        self.run.details["orphaned_by_delete"] = result.metrics.get("num_inserted_rows", 0)
+        return result.metrics.get("num_inserted_rows", 0)
 
     def parked_orphans(self) -> DataFrame | None:
         """Line items parked in quarantine as orphans by other drops."""
@@ -616,30 +827,33 @@ def run(ctx: StepContext) -> bool:
     present = set(json.loads(ingest["details"] or "{}").get("files", {}))
     # Any earlier run of this drop (even a killed one) may have left quarantine rows.
     work = _Silver(ctx, run_, present, _quarantined_before(ctx, present))
+    customer = partial(work.settled, "customer", CUSTOMER_SECTION, ("customer",),
+                       work.customer)
     dimensions = {
-        name: work.customer if name == "customer" else partial(work.latest_dimension, name)
+        name: customer if name == "customer" else partial(work.latest_dimension, name)
         for name in DIMENSIONS
     }
     groups = {
         "dimensions": partial(_timed, run_, "dimensions", partial(run_parallel, dimensions)),
-        "orders": partial(_timed, run_, "orders", work.orders_and_deletes),
+        "orders": partial(work.settled, "orders", ORDER_SECTION, ORDER_COUNTED,
+                          work.order_section, work.repair, ORDER_DETAILS),
     }
-    try:
-        if _dimension_gate(present):
-            for group in groups.values():
-                group()
-        else:
-            # Dimensions and orders write different tables and read nothing of each other:
-            # they run side by side, which keeps both cores busy on small drops.
-            run_parallel(groups)
-        _timed(run_, "lineitem", work.lineitem)
-    except QualityGateError as exc:
+    with commit_tag(ctx.spark, work.tag):
+        try:
+            if _dimension_gate(present):
+                for group in groups.values():
+                    group()
+            else:
+                # Dimensions and orders write different tables and read nothing of each
+                # other: they run side by side, which keeps both cores busy on small drops.
+                run_parallel(groups)
+        except QualityGateError as exc:
+            record_dq(run_, work.dq)
+            run_.write("failed", str(exc))
+            raise
         record_dq(run_, work.dq)
-        run_.write("failed", str(exc))
-        raise
-    record_dq(run_, work.dq)
-    run_.details["touched_months"] = work.touched_months
-    run_.write("succeeded")
+        run_.details["touched_months"] = work.touched_months
+        run_.write("succeeded")
     log.info("silver %s: written %s quarantined %s duplicates %s", ctx.ds, run_.rows_written,
              run_.rows_quarantined, run_.rows_duplicate)
     return True

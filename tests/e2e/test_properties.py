@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import os
 import shutil
 import tempfile
@@ -682,6 +683,69 @@ def test_a_crash_between_an_orders_write_and_its_line_items_write_is_completed_b
         if not name.startswith("gold/"):
             assert actual[name] == expected[name], difference(name, actual, expected)
 
+
+
+def test_a_pass_another_writer_interleaved_with_is_repaired_and_run_again(
+    spark: SparkSession, base: tuple[Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deterministic half of the next test: another writer commits, in the middle of
+    drop 0's order section, what interleaved runs leave behind (a copy of order 1 in
+    another month, line items in a month no order has, an older copy of a line item of
+    an order drop 0 deletes). Silver sees the other writer's commits, repairs drop 0's
+    order keys and runs the section again; the lake must equal the model."""
+    from pyspark.sql import functions as F
+
+    from jobs.delta_io import commit_tag
+
+    base_landing, base_lake = base
+    shutil.copytree(base_lake, tmp_path / "lake")
+    lake, landing = lake_of(tmp_path / "lake"), tmp_path / "landing"
+    land(landing, ds_of(0), {"orders/part-1.tbl": [order_line(1, ORDERS[1])],
+                             "orders_delete/part-1.tbl": [delete_line(2)]})
+    land(landing, ds_of(1), {"lineitem/part-1.tbl": [item_line((2, 2), ITEMS[2])]})
+    process(spark, lake, landing, ds_of(1), force=False, steps=(ingest, silver))
+    process(spark, lake, landing, ds_of(0), force=False, steps=(ingest,))
+    orders, items = lake.table("silver", "orders"), lake.table("silver", "lineitem")
+    september = dt.date(1998, 9, 1)
+
+    def older_copy(uri: str, where: str, month: dt.date) -> None:
+        (spark.read.format("delta").load(uri).where(where)
+         .withColumn("_order_month", F.lit(month)).withColumn("_ds", F.date_sub("_ds", 1))
+         .write.format("delta").mode("append").save(uri))
+
+    def another_writer() -> None:
+        with commit_tag(spark, "another run"):
+            older_copy(orders, "o_orderkey = 1", dt.date(1998, 8, 1))
+            older_copy(items, "l_orderkey = 2 AND l_linenumber = 1", september)
+            spark.sql(f"UPDATE delta.`{items[5:]}` SET _order_month = DATE'{september}' "
+                      "WHERE (l_orderkey = 1 AND l_linenumber = 1) "
+                      "OR (l_orderkey = 2 AND l_linenumber = 2)")
+
+    section = silver._Silver.order_section
+    passes: list[int] = []
+
+    def interleaved(self: Any) -> None:
+        if not passes:
+            another_writer()
+        passes.append(1)
+        section(self)
+
+    monkeypatch.setattr(silver._Silver, "order_section", interleaved)
+    process(spark, lake, landing, ds_of(0), force=False, steps=(silver,))
+
+    expected, _ = expected_tables([*landed(base_landing), *landed(landing)])
+    actual = actual_tables(spark, lake)
+    for name in READ:
+        if not name.startswith("gold/"):
+            assert actual[name] == expected[name], difference(name, actual, expected)
+    assert len(passes) == 2
+    (details,) = [json.loads(r["details"]) for r in spark.read.format("delta").load(
+        lake.table("ops", "runs")).where(f"step = 'silver' AND ds = DATE'{ds_of(0)}'").collect()]
+    assert details["passes"]["orders"] == 2
+    assert september.isoformat() in details["repaired_months"]["lineitem"]
+    assert details["repaired_months"]["orders"] == ["1998-08-01"]
+    assert details["orphaned_by_repair"] == 1
 
 
 def test_the_same_drop_twice_and_the_next_drop_at_once_equal_the_model(

@@ -19,7 +19,9 @@ from jobs.delta_io import (
     PARTITION_PREDICATES_CONF,
     append_once,
     commit_metrics,
+    commit_tag,
     ensure_table,
+    foreign_changes,
     latest_version,
     local_frame,
     merge_latest,
@@ -168,6 +170,32 @@ def test_merge_latest_rejects_a_source_missing_a_required_column(
 
 
 # -- replace_where and latest_version ------------------------------------------------------
+
+def test_foreign_changes_are_the_other_writers_commits_that_change_rows(
+    spark: SparkSession, template: Path, tmp_path: Path,
+) -> None:
+    """A run tells its own commits (tagged) from other writers' data changes; a MERGE that
+    changes no row (a drop applied again: it still rewrites the file) and a property
+    change are not data changes."""
+    uri = seeded(template, tmp_path)
+    since = latest_version(spark, uri)
+    assert since is not None
+    with commit_tag(spark, "run A"):
+        merge_latest(spark, uri, rows(spark, [(1, "new", D3, 11)]), ["k"])
+    assert foreign_changes(spark, uri, since, "run A") == []
+    with commit_tag(spark, "run B"):
+        merge_latest(spark, uri, rows(spark, [(1, "new", D3, 11)]), ["k"])  # no change
+        spark.sql(f"ALTER TABLE delta.`{uri[5:]}` SET TBLPROPERTIES ('x.y' = '1')")
+        assert foreign_changes(spark, uri, since, "run A") == []
+        merge_latest(spark, uri, rows(spark, [(9, "other", D1, 90)]), ["k"])
+    changed = latest_version(spark, uri)
+    assert foreign_changes(spark, uri, since, "run A") == [changed]
+    assert foreign_changes(spark, uri, since, "run B") == [since + 1]
+    assert foreign_changes(spark, uri, changed, "run A") == []
+    # An untagged writer is another writer too, and the tag is gone after the block.
+    rows(spark, [(10, "x", D1, 100)]).write.format("delta").mode("append").save(uri)
+    assert foreign_changes(spark, uri, changed, "run A") == [changed + 1]
+
 
 def test_latest_version_is_none_without_a_table_and_counts_commits(
     spark: SparkSession, template: Path, tmp_path: Path

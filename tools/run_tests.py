@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # in the metadata database of the local runner's runs those names are inactive assets.)
 GROUP_2 = ("tests/dags/test_daily_run.py", "tests/dags/test_live_airflow.py",
            "tests/dags/test_kubernetes_runner.py", "tests/unit/test_cli.py", "tests/deploy",
-           "tests/e2e/test_bad_input.py", "tests/unit/test_delta_io.py")
+           "tests/e2e/test_bad_input.py", "tests/unit/test_delta_io.py",
+           "tests/e2e/test_concurrent_silver.py")
 # Group 2 starts about twenty short-lived spark-submit JVMs on SF 0.01 data (and
 # `make chaos` many more, with the same options). For those, the quick (C1) JIT and
 # the serial collector save about 10 s of CPU each (26 -> 16 s for

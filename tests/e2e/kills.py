@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -94,15 +95,31 @@ def submit(lake: Path, landing: Path, step: str, ds: str, kill: Kill,
 
 def together(root: Path, landing: Path, runs: list[tuple[str, str]],
              timeout: float = 900) -> list[subprocess.CompletedProcess[str]]:
-    """Start several ``spark-submit`` runs on one lake at the same moment; wait for all."""
+    """Start several ``spark-submit`` runs on one lake at the same moment; wait for all.
+
+    Each run writes to its own file, not a pipe: a run whose output outgrew the pipe's
+    buffer while another was waited for would block in its logger, holding its lock."""
     env = job_env()
-    procs = [
-        subprocess.Popen(job_command(root, landing, step, ds), cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for step, ds in runs
-    ]
-    return [subprocess.CompletedProcess(p.args, p.wait(timeout), p.communicate()[0])
-            for p in procs]
+    logs = [tempfile.TemporaryFile("w+") for _ in runs]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for (step, ds), log in zip(runs, logs, strict=True):
+            procs.append(subprocess.Popen(
+                job_command(root, landing, step, ds), cwd=REPO, env=env, stdout=log,
+                stderr=subprocess.STDOUT, text=True, start_new_session=True))
+        codes = [p.wait(timeout) for p in procs]
+        results = []
+        for proc, code, log in zip(procs, codes, logs, strict=True):
+            log.seek(0)
+            results.append(subprocess.CompletedProcess(proc.args, code, log.read()))
+        return results
+    finally:
+        for proc in procs:
+            if proc.poll() is None:  # timed out: take its JVM down with it
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for log in logs:
+            log.close()
 
 
 def assert_done_or_retry(result: subprocess.CompletedProcess[str]) -> None:

@@ -69,18 +69,22 @@ def write_archive() -> Path:
                         "--landing", str(landing)], check=True, stdout=subprocess.DEVNULL)
         spark_submit = Path(sys.executable).with_name("spark-submit")
         # The quick JIT only makes the recording run shorter; the archive holds classes,
-        # not compiled code, and serves any JIT or collector.
+        # not compiled code, and serves any JIT or collector. With C1 alone the JVM
+        # reserves 48 MB for compiled code, and this run's workload filled it: "Out of
+        # space in CodeCache for method handle intrinsic", a VirtualMachineError that
+        # failed a job (exit 50; 3 of 3 runs on 2026-11-29, 2 of 8 on 2026-11-27). It gets
+        # the tiered default's 240 MB, as the suite's short-lived spark-submits do
+        # (tools/run_tests.py).
         options = (f"{driver_java_options(archive=False)} -XX:ArchiveClassesAtExit={archive}"
-                   " -XX:TieredStopAtLevel=1 -Xlog:cds=off -Xlog:cds+dynamic=error")
+                   " -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+                   " -Xlog:cds=off -Xlog:cds+dynamic=error")
         env = {**os.environ, "PIPELINE_METRICS": "off", "PIPELINE_RUNNER": "local",
                "PYTHONPATH": str(ROOT),
                "PATH": f"{spark_submit.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         for name in ("SPARK_SUBMIT_OPTS", "PIPELINE_FAULT", "LAKE_URI", "LANDING_URI"):
             env.pop(name, None)
-        # The recording run has failed now and then (2 of 8 runs on 2026-11-27, exit 50:
-        # the JVM's uncaught-exception exit, a job cut short by the shutdown it started),
-        # and the next run on the same machine got through. The archive only makes later
-        # JVMs start faster, so a failed run is logged in full and retried on a fresh lake.
+        # Should a recording run still fail, it is logged in full and retried on a fresh
+        # lake: the archive only makes later JVMs start faster.
         for attempt in range(1, ATTEMPTS + 1):
             shutil.rmtree(lake, ignore_errors=True)
             archive.unlink(missing_ok=True)

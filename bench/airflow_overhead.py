@@ -14,7 +14,7 @@ database migrated first, then ``airflow dags test``, i.e. ``dag.test()``) in a s
 with a fresh ``AIRFLOW_HOME`` and SQLite database under ``work``. It reads every task
 instance's duration and the DAG run's wall time from that database, then runs each Spark
 step the DAG ran by hand, with the same command line and environment as the rest of the
-benchmark (:func:`bench.run.job`, :func:`bench.run._env`). A task's overhead is its
+benchmark (:func:`bench.common.job`, :func:`bench.common.env`). A task's overhead is its
 Airflow duration minus the duration of the same no-op ``spark-submit`` by hand.
 
 The operator's command line equals the hand-run one: its ``--master local[2]`` and
@@ -33,7 +33,6 @@ and rewrites the day's HTML page every time, by hand as under Airflow.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -46,8 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.run import ROOT, _env, job
-from bench.run import measure as measure_command
+from bench.common import ROOT, Progress, env, job
 from tools.airflow_local import airflow_env
 
 __all__ = ["DAG_ID", "main", "measure"]
@@ -67,7 +65,7 @@ def _airflow_env(home: Path, lake: Path, landing: Path) -> dict[str, str]:
     :return: the environment.
     """
     base = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_PASSED_ON)}
-    return airflow_env(home, base={**base, **_env()}, extra={
+    return airflow_env(home, base={**base, **env()}, extra={
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "LAKE_URI": str(lake),
         "LANDING_URI": str(landing),
@@ -130,7 +128,8 @@ def _read_run(database: Path, ds: str) -> tuple[dict[str, Any], list[dict[str, A
         return dict(run), [dict(t) for t in tasks]
 
 
-def measure(lake: Path, landing: Path, ds: str, work: Path) -> dict[str, Any]:
+def measure(lake: Path, landing: Path, ds: str, work: Path,
+            progress: Progress | None = None) -> dict[str, Any]:
     """Run ``tpch_daily`` for an already processed ``ds`` under Airflow, then its steps by hand.
 
     :param lake: a lake in which ``ds`` is fully processed.
@@ -138,6 +137,8 @@ def measure(lake: Path, landing: Path, ds: str, work: Path) -> dict[str, Any]:
     :param ds: the run date.
     :param work: scratch folder: ``airflow-overhead/home`` (recreated) is the
         ``AIRFLOW_HOME``, ``logs/`` receives the Airflow run's and each hand run's output.
+    :param progress: prints each run as an item of its current section (default: a
+        section of its own).
     :return: ``ds``; ``dag_run_s`` (the DAG run's wall time); ``dag_test_s`` (the whole
         subprocess: migration, parsing, run); ``between_tasks_s`` (run time outside any
         task); ``tasks``, in start order, each with ``task_id``, ``step`` (``None`` for
@@ -146,20 +147,24 @@ def measure(lake: Path, landing: Path, ds: str, work: Path) -> dict[str, Any]:
         steps; and ``log`` (the Airflow run's output).
     :raises RuntimeError: when the DAG run or a hand run fails; the message names its log.
     """
+    if progress is None:
+        progress = Progress(["airflow overhead"])
+        progress.section("airflow overhead")
     lake, landing, work = lake.resolve(), landing.resolve(), work.resolve()
     home = work / "airflow-overhead" / "home"
     shutil.rmtree(home, ignore_errors=True)
     log = work / "logs" / "airflow-overhead-dag-test.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = _airflow_env(home, lake, landing)
+    progress.item(f"airflow dags test {DAG_ID} {ds}")
     with log.open("w", encoding="utf-8") as out:
         started = time.perf_counter()
         code = subprocess.run(
             [sys.executable, str(ROOT / "tools" / "airflow_local.py"), "dag-test", "--ds", ds],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False,
+            cwd=ROOT, env=_airflow_env(home, lake, landing), stdout=out,
+            stderr=subprocess.STDOUT, check=False,
         ).returncode
         dag_test_s = time.perf_counter() - started
-    print(f"bench: airflow dags test {DAG_ID} {ds}: {dag_test_s:.1f} s", flush=True)
+    progress.done(f"{dag_test_s:.1f} s, exit {code}")
     try:
         run, instances = _read_run(home / "airflow.db", ds)
     except (LookupError, sqlite3.Error) as exc:
@@ -168,15 +173,16 @@ def measure(lake: Path, landing: Path, ds: str, work: Path) -> dict[str, Any]:
         raise RuntimeError(f"{DAG_ID} for ds={ds} ended {run['state']} (exit {code}); "
                            f"see {log} and {home / 'logs'}")
 
+    steps = [_step(ti["rendered_fields"]) for ti in instances]
+    progress.expect(1 + sum(step is not None for step in steps))
     tasks: list[dict[str, Any]] = []
-    for ti in instances:
-        step = _step(ti["rendered_fields"])
+    for ti, step in zip(instances, steps, strict=True):
         airflow_s = _seconds(ti["start_date"], ti["end_date"])
         direct_s = None
         if step is not None:
-            direct_s = measure_command(
+            direct_s = progress.run(
                 f"{step} by hand (no-op)", job(step, ds, lake, landing),
-                work / "logs" / f"airflow-overhead-{step}.log", _env()).wall_s
+                work / "logs" / f"airflow-overhead-{step}.log", env()).wall_s
         tasks.append({
             "task_id": ti["task_id"], "step": step, "state": ti["state"],
             "tries": ti["try_number"], "airflow_s": airflow_s, "direct_s": direct_s,
@@ -200,7 +206,7 @@ def measure(lake: Path, landing: Path, ds: str, work: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Command line; see the module docstring.
 
-    Prints :func:`measure`'s result as JSON on standard output, and its progress lines on
+    Prints :func:`measure`'s result as JSON on standard output; its progress lines go to
     standard error.
     """
     parser = argparse.ArgumentParser(prog="python -m bench.airflow_overhead")
@@ -209,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ds", required=True)
     parser.add_argument("--work", type=Path, required=True)
     args = parser.parse_args(argv)
-    with contextlib.redirect_stdout(sys.stderr):
-        result = measure(args.lake, args.landing, args.ds, args.work)
+    result = measure(args.lake, args.landing, args.ds, args.work)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -11,15 +11,13 @@ with the same definitions, written as Parquet.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs.expectations import expectations_for
+from bench.common import baseline_parser, order_rules, row_rules, table_files
 from jobs.sql import identifier
 from jobs.tpch import TABLES
 
@@ -37,10 +35,7 @@ def _typed(name: str, typ: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="baseline_duckdb")
-    parser.add_argument("--landing", type=Path, required=True)
-    parser.add_argument("--ds", required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = baseline_parser("baseline_duckdb")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args(argv)
 
@@ -50,7 +45,7 @@ def main(argv: list[str]) -> int:
     con.execute(f"SET threads = {int(args.threads)}")
     drop = args.landing / f"ds={args.ds}"
     for name, table in TABLES.items():
-        files = sorted(str(p) for p in (drop / name).glob("*.tbl"))
+        files = [str(p) for p in table_files(drop, name)]
         if not files:
             continue
         # Names are validated identifiers; the file names go in as a query parameter.
@@ -60,19 +55,18 @@ def main(argv: list[str]) -> int:
                "null_padding=true)")
         typed = ", ".join(f"{_typed(c.name, c.type)} AS {identifier(c.name, known=False)}"
                           for c in table.columns)
-        rules = [e for e in expectations_for(name) if not e.needs_order and e.action != "warn"]
+        rules = row_rules(name)
         key_ok = " AND ".join(f"{identifier(k, known=False)} IS NOT NULL" for k in table.key)
         cond = " AND ".join([key_ok, *(f"coalesce({e.condition}, false)" for e in rules)])
         keys = ", ".join(identifier(k, known=False) for k in table.key)
         con.execute(f"CREATE TABLE {identifier(name, known=False)} AS "
                     f"SELECT * FROM (SELECT {typed} FROM {raw}) WHERE {cond} "
                     f"QUALIFY row_number() OVER (PARTITION BY {keys}) = 1", {"files": files})
-    late = [e for e in expectations_for("lineitem") if e.needs_order]
     con.execute(
         "CREATE OR REPLACE TABLE lineitem AS SELECT l.* FROM lineitem l LEFT JOIN "
         "(SELECT o_orderkey, o_orderdate AS _o_orderdate FROM orders) o "
         "ON l.l_orderkey = o.o_orderkey WHERE "
-        + " AND ".join(f"coalesce({e.condition}, false)" for e in late))
+        + " AND ".join(f"coalesce({e.condition}, false)" for e in order_rules()))
     silver = args.out / "silver"
     for name in TABLES:
         (silver / name).mkdir(parents=True, exist_ok=True)

@@ -13,25 +13,19 @@ no lineage, no quarantine, no ledger: what the pipeline's guarantees are measure
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs.expectations import expectations_for
+from bench.common import baseline_parser, order_rules, row_rules, table_files
 from jobs.tpch import TABLES
 from jobs.transforms.gold import daily_line_summary, revenue_by_nation
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="baseline_spark")
-    parser.add_argument("--landing", type=Path, required=True)
-    parser.add_argument("--ds", required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = baseline_parser("baseline_spark").parse_args(argv)
 
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
@@ -40,15 +34,14 @@ def main(argv: list[str]) -> int:
     drop = args.landing / f"ds={args.ds}"
     silver = {}
     for name, table in TABLES.items():
-        files = sorted(str(p) for p in (drop / name).glob("*.tbl"))
+        files = [str(p) for p in table_files(drop, name)]
         if not files:
             continue
         # Every line ends in '|': one more, empty, column.
         schema = ", ".join(f"{c.name} {c.type}" for c in table.columns) + ", _end string"
         df = spark.read.csv(files, sep="|", schema=schema, mode="DROPMALFORMED",
                             dateFormat="yyyy-MM-dd")
-        rules = [e.condition for e in expectations_for(name)
-                 if not e.needs_order and e.action != "warn"]
+        rules = [e.condition for e in row_rules(name)]
         rules += [f"{k} IS NOT NULL" for k in table.key]
         silver[name] = df.where(" AND ".join(f"coalesce({r}, false)" for r in rules)) \
             .select(*table.column_names).dropDuplicates(list(table.key))
@@ -56,9 +49,8 @@ def main(argv: list[str]) -> int:
     order_dates = silver["orders"].select(F.col("o_orderkey").alias("l_orderkey"),
                                           F.col("o_orderdate").alias("_o_orderdate"))
     lineitem = silver["lineitem"].join(order_dates, "l_orderkey", "left")
-    late = [e for e in expectations_for("lineitem") if e.needs_order]
     silver["lineitem"] = lineitem.where(
-        " AND ".join(f"coalesce({e.condition}, false)" for e in late)
+        " AND ".join(f"coalesce({e.condition}, false)" for e in order_rules())
     ).select(*TABLES["lineitem"].column_names)
 
     for name, df in silver.items():

@@ -26,22 +26,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.common import count_lines, table_files
+
 FULL = "full"
 RECENT_DAYS = 7
 UPDATED_COMMENT = b"bench: updated order"
-
-
-def _parts(drop: Path, table: str) -> list[Path]:
-    return sorted((drop / table).glob("*.tbl"))
-
-
-def _count(drop: Path, table: str) -> int:
-    """Lines of one table in a drop (its files closed again)."""
-    total = 0
-    for part in _parts(drop, table):
-        with part.open("rb") as f:
-            total += sum(1 for _ in f)
-    return total
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -98,7 +87,7 @@ def prepare(source: Path, out: Path, initial: str, daily: str, days: Iterable[in
     # Order dates of the initial load, and the recent orders.
     order_day: dict[int, int] = {}
     recent: list[bytes] = []
-    for part in _parts(first, "orders"):
+    for part in table_files(first, "orders"):
         with part.open("rb") as f:
             for line in f:
                 fields = _fields(line)
@@ -106,14 +95,14 @@ def prepare(source: Path, out: Path, initial: str, daily: str, days: Iterable[in
                 order_day[int(fields[0])] = day
                 if day < RECENT_DAYS:
                     recent.append(line)
-    new_orders = _count(next_drop, "orders")
-    new_lines = _count(next_drop, "lineitem")
+    new_orders = count_lines(table_files(next_drop, "orders"))
+    new_lines = count_lines(table_files(next_drop, "lineitem"))
     recent.sort(key=_key)
     updates = _every(recent, max(5, new_orders // 10))
     updated_keys = {_key(line) for line in updates}
     # Late line items: of recent orders that are not updated, spread over them.
     candidates: list[bytes] = []
-    for part in _parts(first, "lineitem"):
+    for part in table_files(first, "lineitem"):
         with part.open("rb") as f:
             candidates += [line for line in f
                            if order_day.get(_key(line), RECENT_DAYS) < RECENT_DAYS
@@ -124,7 +113,7 @@ def prepare(source: Path, out: Path, initial: str, daily: str, days: Iterable[in
     # The initial load of every landing.
     for table_dir in sorted(p for p in first.iterdir() if p.is_dir()):
         table = table_dir.name
-        for part in _parts(first, table):
+        for part in table_files(first, table):
             if table not in ("orders", "lineitem"):
                 for root in roots.values():
                     _link(part, root / f"ds={initial}" / table / part.name)
@@ -153,7 +142,7 @@ def prepare(source: Path, out: Path, initial: str, daily: str, days: Iterable[in
     for root in roots.values():
         drop = root / f"ds={daily}"
         for table_dir in sorted(p for p in next_drop.iterdir() if p.is_dir()):
-            for i, part in enumerate(_parts(next_drop, table_dir.name)):
+            for i, part in enumerate(table_files(next_drop, table_dir.name)):
                 target = drop / table_dir.name / part.name
                 extra = ((updates if table_dir.name == "orders" else sorted(late, key=_key))
                          if i == 0 and table_dir.name in ("orders", "lineitem") else [])

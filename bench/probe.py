@@ -19,10 +19,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# The silver tables that daily drops MERGE into, whose history the benchmark reports.
-MERGED = ("orders", "lineitem", "customer")
-# The partitioned ones: their MERGEs read the files of the partitions the condition names.
-PARTITIONED = ("orders", "lineitem")
+from bench.common import MERGED, PARTITIONED
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 

@@ -1,24 +1,36 @@
-"""Schemas of the lake's tables that the steps create: silver, quarantine, tombstones."""
+"""Definitions of the lake's tables that the steps create: bronze, silver, quarantine, gold.
+
+The TPC-H tables themselves (columns, keys, partitioning) are in :mod:`jobs.tpch`; this
+module derives the lake's layers from them and defines the tables that are not TPC-H
+ones: the internal silver tables and the gold marts. The steps import these definitions,
+never the reverse, so :mod:`jobs.sql` can build its catalogue of names from them.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobs.tpch import MONEY, Table
+from jobs.tpch import MONEY, ORDERS_DELETE, TABLE_NAMES, Table
 
 if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 __all__ = [
+    "BRONZE_TABLES",
     "CDF_TABLES",
     "CUSTOMER_SNAPSHOTS",
+    "GOLD_TABLES",
     "TOMBSTONES",
+    "gold_schema",
     "quarantine_schema",
     "silver_columns",
     "silver_schema",
     "tombstone_schema",
 ]
 
+# One bronze (and quarantine) table per landing folder, RF2 deletions included.
+BRONZE_TABLES = (*TABLE_NAMES, ORDERS_DELETE.name)
+GOLD_TABLES = ("daily_line_summary", "revenue_by_nation")
 # Gold finds the dates a run touched from these tables' change data feed.
 CDF_TABLES = ("orders", "lineitem", "customer", "nation")
 TOMBSTONES = "_order_tombstones"
@@ -84,4 +96,29 @@ def tombstone_schema() -> StructType:
         T.StructField("_source_file", T.StringType(), True),
         T.StructField("_line_number", T.LongType(), True),
         T.StructField("_row_hash", T.LongType(), False),
+    ])
+
+
+def gold_schema(name: str) -> StructType:
+    """Spark schema of ``gold/<name>``, one of :data:`GOLD_TABLES`."""
+    from pyspark.sql import types as T
+
+    d = T.DecimalType
+    if name == "daily_line_summary":
+        return T.StructType([
+            T.StructField("ship_date", T.DateType()),
+            T.StructField("l_returnflag", T.StringType()),
+            T.StructField("l_linestatus", T.StringType()),
+            T.StructField("sum_qty", d(38, 2)),
+            T.StructField("sum_base_price", d(38, 2)),
+            T.StructField("sum_disc_price", d(38, 4)),
+            T.StructField("sum_charge", d(38, 6)),
+            T.StructField("sum_discount", d(38, 2)),
+            T.StructField("count_order", T.LongType()),
+        ])
+    return T.StructType([
+        T.StructField("order_date", T.DateType()),
+        T.StructField("n_name", T.StringType()),
+        T.StructField("revenue", d(38, 4)),
+        T.StructField("order_count", T.LongType()),
     ])

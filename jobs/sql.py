@@ -26,6 +26,16 @@ from collections.abc import Sequence
 from functools import cache
 
 from jobs.errors import ConfigError
+from jobs.schemas import (
+    CUSTOMER_SNAPSHOTS,
+    GOLD_TABLES,
+    TOMBSTONES,
+    gold_schema,
+    quarantine_schema,
+    silver_columns,
+    tombstone_schema,
+)
+from jobs.tpch import ORDERS_DELETE, TABLES
 
 __all__ = ["IDENTIFIER_PATTERN", "catalogue", "identifier", "sql_in", "sql_literal"]
 
@@ -37,24 +47,13 @@ IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def catalogue() -> frozenset[str]:
     """Every name the pipeline's SQL text may use: tables, temporary views, columns.
 
-    Built from the definitions the tables are created from (:mod:`jobs.tpch`,
-    :mod:`jobs.schemas`, the gold marts), so a new table or column is known as soon as
-    it exists.
+    Built from the definitions the tables are created from (:mod:`jobs.tpch` and
+    :mod:`jobs.schemas`), so a new table or column is known as soon as it exists.
 
     :return: TPC-H tables and columns (``orders_delete`` included), the silver tables'
         SCD2 and lineage columns, the internal silver tables, quarantine and gold tables
         and columns, and the quality step's views ``silver_<table>`` / ``gold_<table>``.
     """
-    from jobs.schemas import (
-        CUSTOMER_SNAPSHOTS,
-        TOMBSTONES,
-        quarantine_schema,
-        silver_columns,
-        tombstone_schema,
-    )
-    from jobs.steps.gold import GOLD_TABLES, gold_schema
-    from jobs.tpch import ORDERS_DELETE, TABLES
-
     names = {*TABLES, ORDERS_DELETE.name, TOMBSTONES, CUSTOMER_SNAPSHOTS, *GOLD_TABLES}
     names |= {f"silver_{t}" for t in TABLES} | {f"gold_{t}" for t in GOLD_TABLES}
     for table in (*TABLES.values(), ORDERS_DELETE):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobs.delta_io import is_delta_table
-from jobs.steps.gold import GOLD_TABLES
-from jobs.steps.ingest import BRONZE_TABLES
+from jobs.schemas import BRONZE_TABLES, GOLD_TABLES
 from jobs.tpch import TABLE_NAMES
 
 if TYPE_CHECKING:

@@ -33,9 +33,8 @@ import pytest
 
 from jobs.delta_io import _key_condition
 from jobs.errors import EXIT_CONFIG, ConfigError
-from jobs.schemas import silver_columns
+from jobs.schemas import GOLD_TABLES, silver_columns
 from jobs.sql import catalogue, identifier, sql_in, sql_literal
-from jobs.steps.gold import GOLD_TABLES
 from jobs.tpch import ORDERS_DELETE, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]

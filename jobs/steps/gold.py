@@ -23,43 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.delta_io import ensure_table, latest_version, replace_where
 from jobs.ledger import Run, last_success, start_run
-from jobs.schemas import CDF_TABLES
+from jobs.schemas import CDF_TABLES, GOLD_TABLES, gold_schema
 from jobs.sql import sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.transforms.gold import daily_line_summary, revenue_by_nation
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
 
-__all__ = ["GOLD_TABLES", "gold_schema", "run"]
-
-GOLD_TABLES = ("daily_line_summary", "revenue_by_nation")
-
-
-def gold_schema(name: str) -> StructType:
-    """Schema of a gold mart."""
-    from pyspark.sql import types as T
-
-    d = T.DecimalType
-    if name == "daily_line_summary":
-        return T.StructType([
-            T.StructField("ship_date", T.DateType()),
-            T.StructField("l_returnflag", T.StringType()),
-            T.StructField("l_linestatus", T.StringType()),
-            T.StructField("sum_qty", d(38, 2)),
-            T.StructField("sum_base_price", d(38, 2)),
-            T.StructField("sum_disc_price", d(38, 4)),
-            T.StructField("sum_charge", d(38, 6)),
-            T.StructField("sum_discount", d(38, 2)),
-            T.StructField("count_order", T.LongType()),
-        ])
-    return T.StructType([
-        T.StructField("order_date", T.DateType()),
-        T.StructField("n_name", T.StringType()),
-        T.StructField("revenue", d(38, 4)),
-        T.StructField("order_count", T.LongType()),
-    ])
+__all__ = ["run"]
 
 
 def _changes(spark: SparkSession, uri: str, start: int, end: int) -> DataFrame:

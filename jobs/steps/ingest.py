@@ -17,16 +17,14 @@ from jobs.delta_io import replace_where
 from jobs.errors import DropNotReadyError, InputUnusableError
 from jobs.lake import LandedFile, drop_uri, exists, list_files
 from jobs.ledger import last_success, start_run
+from jobs.schemas import BRONZE_TABLES
 from jobs.sql import sql_literal
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
-from jobs.tpch import ORDERS_DELETE, TABLE_NAMES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["BRONZE_TABLES", "landed_files", "read_lines", "run"]
-
-BRONZE_TABLES = (*TABLE_NAMES, ORDERS_DELETE.name)
+__all__ = ["landed_files", "read_lines", "run"]
 
 
 def landed_files(ctx: StepContext) -> dict[str, list[LandedFile]]:

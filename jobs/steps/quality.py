@@ -41,10 +41,9 @@ from jobs.delta_io import (
 from jobs.errors import ConcurrentChangeError, ConfigError, QualityGateError
 from jobs.expectations import Action
 from jobs.ledger import DqResult, last_success, last_successes, record_dq, start_run
-from jobs.schemas import CDF_TABLES
+from jobs.schemas import CDF_TABLES, GOLD_TABLES
 from jobs.sql import identifier, sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
-from jobs.steps.gold import GOLD_TABLES
 from jobs.tpch import TABLES
 
 if TYPE_CHECKING:

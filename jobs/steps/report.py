@@ -22,6 +22,7 @@ from jobs.report.render import (
     render_html,
     report_name,
 )
+from jobs.schemas import BRONZE_TABLES
 from jobs.steps.common import StepContext, log
 
 if TYPE_CHECKING:
@@ -74,8 +75,6 @@ def quarantine_counts(ctx: StepContext) -> list[QuarantineCount]:
     orphan released by a later drop no longer counts.
     """
     from pyspark.sql import functions as F
-
-    from jobs.steps.ingest import BRONZE_TABLES
 
     out = []
     for name in BRONZE_TABLES:

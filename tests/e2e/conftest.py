@@ -263,7 +263,7 @@ def copy_lake(lake: Lake, to: Path) -> Lake:
 
 def expected_gold(spark: SparkSession, lake: Lake) -> dict[str, list[tuple[Any, ...]]]:
     """Both marts computed from scratch over the lake's silver, as sorted row tuples."""
-    from jobs.steps.gold import gold_schema
+    from jobs.schemas import gold_schema
     from jobs.transforms.gold import daily_line_summary, revenue_by_nation
 
     read = {n: spark.read.format("delta").load(lake.table("silver", n))

@@ -5,12 +5,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .cache/jars
-DELTA_VERSION := 4.0.1
-OPENLINEAGE_VERSION := 1.37.0
+# DELTA_VERSION, OPENLINEAGE_VERSION and the other JVM-side versions are written once, in
+# jobs/versions.env: jobs/versions.py reads the same file, and `make images` passes it to
+# the job image's build. A plain KEY=VALUE file, so it works before the venv exists.
+include jobs/versions.env
 DELTA_JARS := $(JARS)/delta-spark_2.13-$(DELTA_VERSION).jar $(JARS)/delta-storage-$(DELTA_VERSION).jar \
 	$(JARS)/openlineage-spark_2.13-$(OPENLINEAGE_VERSION).jar
-# Deployment tools (issue 4), outside the project venv: checkov pins a boto3 the amazon
-# provider cannot share; kustomize is built from the Go module proxy (no GitHub downloads).
+# Deployment tools, outside the project venv: checkov pins a boto3 the amazon provider
+# cannot share; kustomize is built from the Go module proxy (no GitHub downloads).
 TOOLS := .cache/tools
 CHECKOV_VERSION := 3.3.30
 KUSTOMIZE_VERSION := v5.7.1
@@ -32,8 +34,16 @@ N ?= 25
 CHAOS_SEED ?= 20261126
 # The DAGs and the jobs read these; absolute, so Airflow's processes agree on them.
 DEMO_ENV := LANDING_URI=$(abspath $(LANDING)) LAKE_URI=$(abspath $(LAKE))
+# make images: tagged with the project version (pyproject.toml) and the commit; every line
+# of jobs/versions.env becomes a --build-arg (the Dockerfiles declare those ARGs without
+# defaults, so the file stays the only place they are written). Recursive (=): evaluated
+# only when a recipe uses them.
+PROJECT_VERSION = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+COMMIT = $(shell git rev-parse --short=12 HEAD)
+VERSION_KEYS = $(shell sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' jobs/versions.env)
+BUILD_ARGS = $(foreach key,$(VERSION_KEYS),--build-arg $(key)=$($(key)))
 
-.PHONY: setup deploy-tools demo test chaos bench lint typecheck clean-data help airflow dag-test
+.PHONY: setup deploy-tools demo test chaos bench lint typecheck clean-data help airflow dag-test images
 
 help:
 	@echo "make setup   - venv, project install, Delta jars into $(JARS), spark-submit defaults"
@@ -44,6 +54,7 @@ help:
 	@echo "make chaos N=25 CHAOS_SEED=1 - kill-anywhere and concurrency runs (N random kills), each compared with a clean run"
 	@echo "make bench [BENCH_ARGS=--quick] - pipeline vs plain PySpark vs DuckDB, no-op and daily runs: docs/benchmarks.md"
 	@echo "make lint    - ruff and mypy"
+	@echo "make images  - docker build of the job and Airflow images (docker/README.md)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -112,6 +123,12 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+images:
+	docker build -f docker/job.Dockerfile $(BUILD_ARGS) \
+		-t tpch-lakehouse-job:$(PROJECT_VERSION) -t tpch-lakehouse-job:$(PROJECT_VERSION)-$(COMMIT) .
+	docker build -f docker/airflow.Dockerfile \
+		-t tpch-lakehouse-airflow:$(PROJECT_VERSION) -t tpch-lakehouse-airflow:$(PROJECT_VERSION)-$(COMMIT) .
 
 clean-data:
 	rm -rf data

@@ -7,7 +7,10 @@
 #
 #   spark-submit /opt/tpch/jobs/main.py <step> --ds YYYY-MM-DD [--lake URI] [--landing URI]
 #
-# Build from the repository root: docker build -f docker/job.Dockerfile -t tpch-lakehouse-job .
+# Build from the repository root with `make images`, which passes every version of
+# jobs/versions.env as a build argument (docker/README.md shows the command it runs). The
+# version ARGs below have no defaults, so that file stays the only place they are written;
+# a build without them stops at the first RUN that needs one, naming it.
 # Base images are pinned by tag only: their digests cannot be looked up from the offline
 # environment this file was written in; CI resolves and records them (docker/README.md).
 
@@ -20,18 +23,20 @@ ARG DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 # Scala); --strict-checksums fails the build on a checksum mismatch instead of warning.
 # The AWS SDK v2 bundle (about 500 MB) comes first and alone, into its own folder: a change
 # of any other version neither downloads it again nor changes the image layer it lands in.
-# AWS_SDK_VERSION is the bundle hadoop-aws 3.4.1 was released with.
-ARG AWS_SDK_VERSION=2.24.6
-RUN mvn --batch-mode --quiet --strict-checksums "${DEPENDENCY_PLUGIN}:copy" \
+ARG AWS_SDK_VERSION
+RUN : "${AWS_SDK_VERSION:?build argument missing: build with make images}" \
+    && mvn --batch-mode --quiet --strict-checksums "${DEPENDENCY_PLUGIN}:copy" \
         -Dartifact="software.amazon.awssdk:bundle:${AWS_SDK_VERSION}" -DoutputDirectory=/jars/sdk
 
-# DELTA_VERSION and OPENLINEAGE_VERSION must equal jobs.settings' and HADOOP_VERSION the
-# Hadoop inside pyspark's jars (hadoop-client-api-<version>.jar); tests/deploy/test_docker.py
-# checks all three.
-ARG DELTA_VERSION=4.0.1
-ARG OPENLINEAGE_VERSION=1.37.0
-ARG HADOOP_VERSION=3.4.1
-RUN for artifact in \
+# HADOOP_VERSION must be the Hadoop inside pyspark's jars (hadoop-client-api-<version>.jar):
+# the venv stage below fails the build otherwise.
+ARG DELTA_VERSION
+ARG OPENLINEAGE_VERSION
+ARG HADOOP_VERSION
+RUN : "${DELTA_VERSION:?build argument missing: build with make images}" \
+        "${OPENLINEAGE_VERSION:?build argument missing: build with make images}" \
+        "${HADOOP_VERSION:?build argument missing: build with make images}"; \
+    for artifact in \
         "io.delta:delta-spark_2.13:${DELTA_VERSION}" \
         "io.delta:delta-storage:${DELTA_VERSION}" \
         "io.delta:delta-storage-s3-dynamodb:${DELTA_VERSION}" \
@@ -45,9 +50,10 @@ RUN for artifact in \
 # --- venv: the project wheel and its pinned dependencies ------------------------------------
 FROM python:3.11-slim-bookworm AS venv
 
-# The installed pyspark must be the release pyproject.toml pins (checked by the test too).
-ARG PYSPARK_VERSION=4.0.1
-ARG HADOOP_VERSION=3.4.1
+# The installed pyspark must be PYSPARK_VERSION (pyproject.toml pins the same release), and
+# its Hadoop the one hadoop-aws was fetched for.
+ARG PYSPARK_VERSION
+ARG HADOOP_VERSION
 
 WORKDIR /src
 # README.md is the wheel's long description (pyproject `readme`), so the build needs it.
@@ -58,7 +64,9 @@ COPY jobs/ jobs/
 # Every dependency ships a wheel for this platform: no compiler is needed here either.
 # The log4j2 file keeps spark-submit as quiet as the local runtime (warnings and errors);
 # the pyspark wheel has no conf/ folder, hence `install -D`.
-RUN python -m venv /opt/venv \
+RUN : "${PYSPARK_VERSION:?build argument missing: build with make images}" \
+        "${HADOOP_VERSION:?build argument missing: build with make images}" \
+    && python -m venv /opt/venv \
     && /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-cache-dir "$(ls /wheels/tpch_lakehouse-*.whl)[aws]" \
     && /opt/venv/bin/pip check \

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobs.versions import DELTA_VERSION, OPENLINEAGE_VERSION
+
 __all__ = [
     "CLASS_ARCHIVE",
     "DELTA_JARS",
@@ -28,14 +30,12 @@ __all__ = [
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DELTA_VERSION = "4.0.1"
-# Maven coordinates resolved once at set-up (`make setup`) into JAR_CACHE; Spark then
-# starts from the cache, offline.
+# Maven coordinates resolved once at set-up (`make setup`, whose jar rules read the same
+# jobs/versions.env) into JAR_CACHE; Spark then starts from the cache, offline.
 DELTA_JARS = (
     f"io.delta:delta-spark_2.13:{DELTA_VERSION}",
     f"io.delta:delta-storage:{DELTA_VERSION}",
 )
-OPENLINEAGE_VERSION = "1.37.0"
 # What `make setup` resolves into JAR_CACHE. Every local Spark session loads SPARK_JARS
 # (Delta); the OpenLineage listener's jar only when lineage is on (the local runner then
 # names it in spark.jars, dags/lakehouse/runners.py): on the classpath it costs about 3 s

@@ -63,15 +63,16 @@ from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk import TaskGroup
 from airflow.sdk.exceptions import AirflowException
 
+from lakehouse.command import DS, job_error
 from lakehouse.config import PipelineConfig, setting
 from lakehouse.failures import RETRY_POLICY, StepFailed, failure_for
 from lakehouse.lineage import lineage_conf
-from lakehouse.runners import DS, EMR_CLUSTER_TASK, job_error
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
 __all__ = [
+    "EMR_CLUSTER_TASK",
     "EMR_DELTA_JARS",
     "MODES",
     "PROJECT_WHEEL",
@@ -91,6 +92,7 @@ __all__ = [
 ]
 
 MODES = ("cluster", "serverless")
+EMR_CLUSTER_TASK = "create_emr_cluster"
 TERMINATE_TASK = "terminate_emr_cluster"
 CLUSTER_ID = f"{{{{ ti.xcom_pull(task_ids='{EMR_CLUSTER_TASK}') }}}}"
 # `pip wheel --no-deps .` of this project; uploaded with jobs/main.py to EMR_ARTIFACTS_URI.
@@ -465,27 +467,12 @@ class EmrStepWatch(EmrStepSensor):
 class EmrServerlessStep(EmrServerlessStartJobOperator):
     """EmrServerlessStartJobOperator for one pipeline step; a failed run raises its cause.
 
-    ``cmds`` and ``arguments`` show the job run's ``spark-submit`` line (the
-    ``sparkSubmit`` job driver), as :func:`lakehouse.runners.rendered_command` reads it.
-
     :param step: the pipeline step.
     """
 
     def __init__(self, *, step: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.step = step
-
-    @property
-    def cmds(self) -> list[str]:
-        """The program EMR Serverless runs for a ``sparkSubmit`` job driver."""
-        return ["spark-submit"]
-
-    @property
-    def arguments(self) -> list[str]:
-        """``sparkSubmitParameters``, the entry point and its arguments."""
-        driver = self.job_driver["sparkSubmit"]
-        return [*driver.get("sparkSubmitParameters", "").split(), driver["entryPoint"],
-                *driver.get("entryPointArguments", [])]
 
     def execute(self, context: Context, event: dict[str, Any] | None = None) -> str | None:
         """Start the job run and wait for it; a failed run raises its cause."""

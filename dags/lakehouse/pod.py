@@ -30,6 +30,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.sdk.exceptions import AirflowException
 from kubernetes.client import models as k8s
 
+from lakehouse.command import job_error
 from lakehouse.config import PROJECT_ROOT, PipelineConfig, setting
 from lakehouse.failures import RETRY_POLICY, failure_for
 from lakehouse.lineage import lineage_conf
@@ -169,8 +170,6 @@ class PodStep(KubernetesPodOperator):
             super().cleanup(pod, remote_pod)
         except AirflowException as exc:
             code = container_exit_code(remote_pod, self.base_container_name)
-            from lakehouse.runners import job_error
-
             raise failure_for(self.step, code, job_error(str(exc))) from exc
 
 

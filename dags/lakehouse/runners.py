@@ -15,58 +15,26 @@ per-runner settings):
 
 Each runner turns a failed job into :mod:`lakehouse.failures`' exception for its exit
 status, so Airflow retries transient failures and fails permanent ones at once.
-:func:`rendered_command` is the test hook that shows the command line each runner runs.
+
+This module only picks the runner: the runner modules import what they share from
+:mod:`lakehouse.command` (the job's arguments, its error line), never from here, and are
+imported when a task of theirs is built, so parsing a DAG loads only the provider of the
+configured runner (the amazon provider would bring boto3 into every parse).
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.command import DS, job_arguments
 from lakehouse.config import PROJECT_ROOT, PipelineConfig
 from lakehouse.failures import RETRY_POLICY
 from lakehouse.lineage import lineage_conf
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator, Context, TaskGroup
+    from airflow.sdk import BaseOperator, TaskGroup
 
-__all__ = [
-    "DS",
-    "compute_bracket",
-    "job_arguments",
-    "job_command",
-    "job_error",
-    "rendered_command",
-    "step_operator",
-]
-
-DS = "{{ ds }}"
-_ERROR_LINE = re.compile(r"^error: .*$", re.MULTILINE)
-
-
-def job_arguments(step: str, config: PipelineConfig, ds: str = DS) -> list[str]:
-    """The job's arguments after the application file (templated ``ds`` by default).
-
-    :param step: pipeline step.
-    :param config: resolved configuration.
-    :param ds: run date or its template.
-    :return: ``[step, "--ds", ds, "--lake", lake, "--landing", landing]``.
-    """
-    return [step, "--ds", ds, "--lake", config.lake, "--landing", config.landing]
-
-
-def job_command(step: str, config: PipelineConfig, ds: str = DS) -> list[str]:
-    """The contract's command line for one step, as every runner runs it.
-
-    :return: ``["spark-submit", application, *job_arguments(...)]``.
-    """
-    return ["spark-submit", config.settings.application, *job_arguments(step, config, ds)]
-
-
-def job_error(text: str) -> str:
-    """The job's own last ``error: ...`` line, if the output carries one."""
-    found = _ERROR_LINE.findall(text)
-    return found[-1] if found else ""
+__all__ = ["compute_bracket", "step_operator"]
 
 
 def _local_lineage_conf() -> dict[str, str]:
@@ -109,9 +77,6 @@ def _kubernetes(step: str, config: PipelineConfig, task_id: str, **kwargs: Any) 
     return pod_step(step, config, task_id, job_arguments(step, config), **kwargs)
 
 
-EMR_CLUSTER_TASK = "create_emr_cluster"
-
-
 def _emr(step: str, config: PipelineConfig, task_id: str, **kwargs: Any) -> BaseOperator:
     # Cluster mode: a task group (submit_<step> -> <step>); serverless mode: one job run task.
     from lakehouse.emr import emr_step
@@ -147,22 +112,3 @@ def compute_bracket(config: PipelineConfig) -> tuple[BaseOperator, BaseOperator]
     from lakehouse.emr import emr_bracket
 
     return emr_bracket(config)
-
-
-def rendered_command(task: Any, context: Context | None = None) -> list[str]:
-    """The command line a step task will run, after template rendering.
-
-    Test hook: ``job_command`` must be a suffix-compatible view of every runner's line
-    (runner options such as ``--master`` sit between ``spark-submit`` and the file).
-
-    :param task: a task built by :func:`step_operator`, templates already rendered.
-    :param context: unused; accepted so callers can pass a render context.
-    :return: the command line, program first.
-    """
-    if hasattr(task, "_get_hook") and hasattr(task, "application"):  # SparkSubmitStep
-        return list(task._get_hook()._build_spark_submit_command(task.application))
-    if hasattr(task, "cmds") and hasattr(task, "arguments"):  # PodStep
-        return [*task.cmds, *task.arguments]
-    if hasattr(task, "steps"):  # EmrAddStepsOperator
-        return list(task.steps[0]["HadoopJarStep"]["Args"])
-    raise TypeError(f"{type(task).__name__} is not a pipeline step task")

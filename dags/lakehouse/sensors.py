@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.command import DS
 from lakehouse.config import PipelineConfig
-from lakehouse.runners import DS
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context

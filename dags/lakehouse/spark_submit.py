@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk.exceptions import AirflowException
 
+from lakehouse.command import job_error
 from lakehouse.failures import failure_for
-from lakehouse.runners import job_error
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -87,7 +87,7 @@ def pods() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def local_commands() -> dict[str, list[str]]:
     """The local runner's rendered command line of every step, for comparison."""
-    from lakehouse.runners import rendered_command
+    from tests.support.runner_commands import rendered_command
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         bag = _bag("local", monkeypatch)

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Airflow", "airflow_env", "api_token", "complete_drops", "init", "main", "start"]
+__all__ = ["Airflow", "airflow_env", "complete_drops", "init", "main", "start"]
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -205,15 +205,6 @@ def admin_password(home: Path) -> str:
     """The admin password the API server generated (simple auth manager)."""
     stored = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
     return str(stored[ADMIN])
-
-
-def api_token(url: str, home: Path) -> str:
-    """Log in as the admin and return a bearer token for the REST API."""
-    body = json.dumps({"username": ADMIN, "password": admin_password(home)}).encode()
-    request = urllib.request.Request(f"{url}/auth/token", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return str(json.load(response)["access_token"])
 
 
 def complete_drops(landing: Path) -> list[str]:

@@ -24,7 +24,8 @@ import pytest
 
 from tests.dags.conftest import Captured, free_port
 from tests.e2e.conftest import generate, lake_of
-from tools.airflow_local import Airflow, airflow_env, api_token, start
+from tests.support.airflow_api import api_token
+from tools.airflow_local import Airflow, airflow_env, start
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

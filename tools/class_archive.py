@@ -7,8 +7,9 @@ defaults written by :func:`jobs.spark.write_spark_conf` name the archive
 (:data:`jobs.settings.CLASS_ARCHIVE`), and this script writes it: it generates a tiny
 TPC-H sample (SF 0.001: an initial load and one daily drop), runs the pipeline's steps
 over it in one ``spark-submit`` with ``-XX:ArchiveClassesAtExit``, and moves the archive
-into place only when the run succeeded. Measured here (SF 0.001): a cold daily ``all``
-42-48 -> 39-44 s of CPU, a step with nothing to do 6.5 -> 4.8 s.
+into place only when the run succeeded. Every later JVM is spared parsing and verifying
+those classes: a few seconds of CPU per start, which matters for the many short
+``spark-submit`` runs of the tests and of a DAG run on small drops.
 
 A JVM ignores an archive it cannot use (the JDK or a jar changed: re-run set-up): it
 prints one ``[cds]`` warning and loads the classes from the jars as before.
@@ -69,11 +70,11 @@ def write_archive() -> Path:
                         "--landing", str(landing)], check=True, stdout=subprocess.DEVNULL)
         spark_submit = Path(sys.executable).with_name("spark-submit")
         # The quick JIT only makes the recording run shorter; the archive holds classes,
-        # not compiled code, and serves any JIT or collector. With C1 alone the JVM
-        # reserves 48 MB for compiled code, and this run's workload filled it: "Out of
-        # space in CodeCache for method handle intrinsic", a VirtualMachineError that
-        # failed a job (exit 50; 3 of 3 runs on 2026-11-29, 2 of 8 on 2026-11-27). It gets
-        # the tiered default's 240 MB, as the suite's short-lived spark-submits do
+        # not compiled code, and serves any JIT or collector. C1 alone reserves 48 MB of
+        # code cache, which this workload (every step, like a spark-submit of `all`)
+        # fills: "Out of space in CodeCache for method handle intrinsic" is a
+        # VirtualMachineError that fails the job (exit 50). So the code cache gets the
+        # tiered default's 240 MB, as the suite's short-lived spark-submits do
         # (tools/run_tests.py).
         options = (f"{driver_java_options(archive=False)} -XX:ArchiveClassesAtExit={archive}"
                    " -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
@@ -83,8 +84,8 @@ def write_archive() -> Path:
                "PATH": f"{spark_submit.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         for name in ("SPARK_SUBMIT_OPTS", "PIPELINE_FAULT", "LAKE_URI", "LANDING_URI"):
             env.pop(name, None)
-        # Should a recording run still fail, it is logged in full and retried on a fresh
-        # lake: the archive only makes later JVMs start faster.
+        # A failed recording run is logged in full and retried on a fresh lake: the
+        # archive only makes later JVMs start faster, so set-up should not stop for it.
         for attempt in range(1, ATTEMPTS + 1):
             shutil.rmtree(lake, ignore_errors=True)
             archive.unlink(missing_ok=True)

@@ -138,7 +138,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         f"{results['date']}. Re-running it measures again and regenerates this file; "
         + source,
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}. "
+        f"Machine: {_machine(m)}, {m['os']}. "
         f"Python {v['python']}, PySpark {v['pyspark']}, Delta {v['delta']}, DuckDB "
         f"{v['duckdb']}, {v['java']}.",
         "",
@@ -298,13 +298,19 @@ def _airflow(found: dict[str, Any], session: float) -> list[str]:
     return doc
 
 
+def _machine(m: dict[str, Any]) -> str:
+    return f"{m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM"
+
+
 def _scale(found: dict[str, Any]) -> list[str]:
     gib = found["peak_rss_mb"] / 1024
     return [
         f"## Scale: SF {found['sf']}",
         "",
-        f"`python -m bench --scale-sf {found['sf']}`, measured on {found['date']}; not part of "
-        "the default run, which it would take well past 30 minutes. The initial load of "
+        f"`python -m bench --scale-sf {found['sf']}`, measured on {found['date']}"
+        + (f" on {_machine(found['machine'])}" if found.get("machine") else "")
+        + "; not part of the default run, which it would take well past 30 minutes. "
+        "The initial load of "
         f"{found['lines']:,} lines through `all` "
         + ("completed" if found["returncode"] == 0 else f"failed (exit {found['returncode']})")
         + f" in {found['wall_s']:.0f} s ({found['lines'] / found['wall_s']:,.0f} lines/s), "

@@ -8,10 +8,11 @@ the report can be built next to the scheduler without a Spark session.
 
 from __future__ import annotations
 
+import colorsys
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -85,9 +86,12 @@ class _Series:
 
 _STEPS = ("ingest", "silver", "gold", "quality")
 _OUTCOMES = ("passed", "warned", "dropped", "failed")
-# Okabe-Ito: distinguishable under the common colour-vision deficiencies.
+# Okabe-Ito: distinguishable under the common colour-vision deficiencies. Charts with more
+# series than it holds continue with generated hues (_distinct_colours).
 _PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
             "#000000")
+# Spreads consecutive generated hues as far apart as possible, for any number of them.
+_GOLDEN_FRACTION = 0.618033988749895
 _STATUS_COLOURS = {"succeeded": "#009E73", "failed": "#D55E00", "skipped": "#56B4E9"}
 _STEP_COLOURS = {"ingest": "#E69F00", "silver": "#56B4E9", "gold": "#009E73",
                  "quality": "#0072B2", "maintain": "#CC79A7"}
@@ -176,6 +180,36 @@ def _linear_ticks(peak: float) -> list[tuple[float, str]]:
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
     count = max(1, math.ceil(peak / step))
     return [(i * step, _fmt_int(i * step)) for i in range(count + 1)]
+
+
+def _distinct_colours(count: int, taken: Collection[str] = ()) -> list[str]:
+    """``count`` colours, different from each other and from every colour in ``taken``.
+
+    The Okabe-Ito colours come first. Beyond them, hues step around the colour wheel by the
+    golden ratio (each new hue lands in the widest gap left) and the lightness cycles
+    through three levels, so neighbouring series also differ in brightness.
+
+    :param count: how many colours.
+    :param taken: colours already in use in the same chart (``#RRGGBB``).
+    :return: ``#RRGGBB`` strings, in the order to assign them.
+    """
+    used = {c.upper() for c in taken}
+    colours: list[str] = []
+    for colour in _PALETTE:
+        if len(colours) < count and colour not in used:
+            colours.append(colour)
+            used.add(colour)
+    step = 0
+    while len(colours) < count:
+        hue = (step * _GOLDEN_FRACTION) % 1.0
+        lightness = (0.45, 0.65, 0.32)[step % 3]
+        red, green, blue = colorsys.hls_to_rgb(hue, lightness, 0.75)
+        colour = f"#{round(red * 255):02X}{round(green * 255):02X}{round(blue * 255):02X}"
+        step += 1
+        if colour not in used:
+            colours.append(colour)
+            used.add(colour)
+    return colours
 
 
 def _svg_bar_chart(chart_id: str, title: str, categories: Sequence[str],
@@ -389,9 +423,8 @@ def _quarantine_section(days: Sequence[dt.date], dq: Sequence[DqRow],
     if not totals:
         return f"{head}\n<p>No rows were quarantined on any day.</p>"
     reasons = sorted({reason for reason, _ in totals})
-    series = [_Series(reason, _PALETTE[i % len(_PALETTE)],
-                      [float(totals.get((reason, d), 0)) for d in days])
-              for i, reason in enumerate(reasons)]
+    series = [_Series(reason, colour, [float(totals.get((reason, d), 0)) for d in days])
+              for reason, colour in zip(reasons, _distinct_colours(len(reasons)), strict=True)]
     chart = _svg_bar_chart("quarantine", "Quarantined rows by reason over days",
                            [d.isoformat() for d in days], series, y_label="rows",
                            value_fmt=_fmt_int, unit="rows", stacked=True)
@@ -403,9 +436,12 @@ def _durations_section(days: Sequence[dt.date],
     """Grouped bars of each step's duration per day (the chosen run of each step)."""
     steps = sorted({step for step, _ in chosen}, key=_step_key)
     extra = [s for s in steps if s not in _STEP_COLOURS]
+    colours = {**_STEP_COLOURS,
+               **dict(zip(extra, _distinct_colours(len(extra), _STEP_COLOURS.values()),
+                          strict=True))}
     series = []
     for step in steps:
-        colour = _STEP_COLOURS.get(step) or _PALETTE[extra.index(step) % len(_PALETTE)]
+        colour = colours[step]
         secs = [chosen.get((step, d)) for d in days]
         series.append(_Series(step, colour,
                               [(_duration(r) or 0.0) if r is not None else 0.0 for r in secs]))
@@ -420,8 +456,12 @@ def _expectations_section(ds: dt.date, dq: Sequence[DqRow]) -> str:
     if not dq:
         return f"{head}\n<p>No expectations have been evaluated yet.</p>"
     days = sorted({r.ds for r in dq})
-    outcomes = [*_OUTCOMES, *sorted({r.outcome for r in dq} - set(_OUTCOMES))]
-    series = [_Series(o, _OUTCOME_COLOURS.get(o, _OTHER),
+    extra = sorted({r.outcome for r in dq} - set(_OUTCOMES))
+    colours = {**_OUTCOME_COLOURS,
+               **dict(zip(extra, _distinct_colours(len(extra), _OUTCOME_COLOURS.values()),
+                          strict=True))}
+    outcomes = [*_OUTCOMES, *extra]
+    series = [_Series(o, colours[o],
                       [float(sum(1 for r in dq if r.ds == d and r.outcome == o)) for d in days])
               for o in outcomes]
     chart = _svg_bar_chart("expectations", "Expectation outcomes per day",

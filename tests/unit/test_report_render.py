@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from html.parser import HTMLParser
 
 from jobs.report import DqRow, QuarantineCount, ReportInput, RunRow, render_html, report_name
@@ -238,3 +239,35 @@ def test_quarantine_counts_from_the_tables_cover_parse_reasons() -> None:
     # The table counts replace the drop expectations of the ledger.
     assert "lineitem.l_quantity_positive" not in legend
     _check_balanced(page)
+
+
+def _legend_colours(page: str, title: str) -> list[str]:
+    """Fill colours of the legend swatches (12 x 12 squares) of the chart named ``title``."""
+    chart = page[page.index(f">{title}</title>"):]
+    chart = chart[: chart.index("</svg>")]
+    return re.findall(r'width="12" height="12" fill="(#[0-9A-Fa-f]{6})"', chart)
+
+
+def test_every_quarantine_reason_has_its_own_colour() -> None:
+    # Twelve reasons: more than the eight colours of the base palette.
+    counts = tuple(QuarantineCount("lineitem", D3 if i % 2 else D2, f"reason_{i:02d}", i + 1)
+                   for i in range(12))
+    page = render_html(dataclasses.replace(DATA, quarantine=counts))
+    colours = _legend_colours(page, "Quarantined rows by reason over days")
+    assert len(colours) == 12
+    assert len({c.upper() for c in colours}) == 12
+
+
+def test_extra_steps_and_outcomes_get_colours_of_their_own() -> None:
+    runs = (*RUNS, *(_run(f"x{i}", f"backfill_{i}", D3, "succeeded", "02:00:00", 5.0)
+                     for i in range(10)))
+    dq = (*DQ, *(_dq("orders", D3, f"check_{i}", "warn", 0, f"outcome_{i}") for i in range(10)))
+    page = render_html(dataclasses.replace(DATA, runs=runs, dq=dq))
+    steps = _legend_colours(page, "Step durations")
+    outcomes = _legend_colours(page, "Expectation outcomes per day")
+    # ingest, silver, gold, quality, maintain and the ten others.
+    assert len(steps) == 15
+    assert len({c.upper() for c in steps}) == 15
+    # passed, warned, dropped, failed and the ten others.
+    assert len(outcomes) == 14
+    assert len({c.upper() for c in outcomes}) == 14

@@ -43,7 +43,7 @@ COMMIT = $(shell git rev-parse --short=12 HEAD)
 VERSION_KEYS = $(shell sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' jobs/versions.env)
 BUILD_ARGS = $(foreach key,$(VERSION_KEYS),--build-arg $(key)=$($(key)))
 
-.PHONY: setup deploy-tools demo test chaos bench lint typecheck clean-data help airflow dag-test images
+.PHONY: setup deploy-tools demo test chaos bench lint typecheck clean-data help airflow dag-test images image-build-args
 
 help:
 	@echo "make setup   - venv, project install, Delta jars into $(JARS), spark-submit defaults"
@@ -114,7 +114,7 @@ test: setup
 
 chaos: setup
 	CHAOS_RANDOM_KILLS=$(N) CHAOS_SEED=$(CHAOS_SEED) \
-		$(PY) -m pytest tests/e2e/test_kill_anywhere.py -v --basetemp=.cache/chaos
+		$(PY) -m pytest tests/integration/e2e/test_kill_anywhere.py -v --basetemp=.cache/chaos
 
 # make bench [BENCH_ARGS=--quick]: docs/benchmarks.md (bench/run.py), data in .cache/bench.
 bench: setup
@@ -123,6 +123,10 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The job image's --build-arg options, for a docker build or buildx command of one's own.
+image-build-args:
+	@echo $(BUILD_ARGS)
 
 images:
 	docker build -f docker/job.Dockerfile $(BUILD_ARGS) \

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_LANDING",
     "LAKE_WRITER_POOL",
     "PROJECT_ROOT",
+    "PROJECT_VERSION",
     "RUNNERS",
     "STEPS",
     "PipelineConfig",
@@ -28,6 +29,10 @@ __all__ = [
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# pyproject.toml's version, which tags the job image and names the artifacts folder. The
+# Airflow image holds the DAGs without the project, so it is repeated here, once;
+# tests/unit/test_versions.py keeps the two equal.
+PROJECT_VERSION = "0.1.0"
 DEFAULT_LAKE = str(PROJECT_ROOT / "data" / "lake")
 DEFAULT_LANDING = str(PROJECT_ROOT / "data" / "landing")
 STEPS = ("ingest", "silver", "gold", "quality")
@@ -90,13 +95,13 @@ RUNNERS: dict[str, RunnerSettings] = {
     "kubernetes": RunnerSettings(
         application="/opt/tpch/jobs/main.py",
         step_timeout={"silver": timedelta(hours=3)},
-        image="tpch-lakehouse-job:0.1.0",
+        image=f"tpch-lakehouse-job:{PROJECT_VERSION}",
         namespace="tpch-jobs",
     ),
     "emr": RunnerSettings(
         # jobs/main.py next to the project wheel under EMR_ARTIFACTS_URI (lakehouse.emr).
         application=setting(
-            "EMR_ARTIFACTS_URI", "s3://tpch-lakehouse-artifacts/tpch-lakehouse/0.1.0"
+            "EMR_ARTIFACTS_URI", f"s3://tpch-lakehouse-artifacts/tpch-lakehouse/{PROJECT_VERSION}"
         ).rstrip("/") + "/main.py",
         step_timeout={"silver": timedelta(hours=3)},
     ),

@@ -7,7 +7,6 @@ about ten seconds.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -18,21 +17,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 os.environ.setdefault("PIPELINE_RUNNER", "local")
-
-
-@contextlib.contextmanager
-def environment(env: dict[str, str]) -> Iterator[None]:
-    """Set ``env`` in ``os.environ`` for the block, then restore what was there."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
@@ -59,15 +43,3 @@ def spark() -> Iterator[SparkSession]:
         session.conf.set(key, value)
     yield session
     session.stop()
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A local AWS (moto's server on 127.0.0.1, see ``tests/aws.py``) for the whole run.
-
-    Tests that change its state name their own buckets, tables and clusters.
-    """
-    from tests.aws import moto_server
-
-    with moto_server() as endpoint:
-        yield endpoint

@@ -20,31 +20,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Group 2: what mostly waits on other processes (Airflow, spark-submit, moto, checkov),
-# plus the bad-input catalogue and the Delta helpers' unit tests (in-process Spark), which
-# even out the two groups (a make test of 2026-11-28 before the helpers moved: groups
-# 1,134 / 1,045 s; they take about 40 s alone). Its
-# in-process session keeps the default JIT (tests/conftest.py): with the quick JIT below
-# the property tests ran 2.6 times slower there.
+# plus two modules on the in-process Spark session (the bad-input catalogue and the Delta
+# helpers' unit tests) that even out the two groups' wall time. Its in-process session
+# keeps the default JIT (tests/conftest.py): the quick JIT below slows a long-lived
+# session down.
 # (The EMR runner's tests stay in group 1: they parse tpch_daily with s3:// assets, and
 # in the metadata database of the local runner's runs those names are inactive assets.)
 GROUP_2 = ("tests/dags/test_daily_run.py", "tests/dags/test_live_airflow.py",
-           "tests/dags/test_kubernetes_runner.py", "tests/unit/test_cli.py", "tests/deploy",
-           "tests/e2e/test_bad_input.py", "tests/unit/test_delta_io.py",
-           "tests/e2e/test_concurrent_silver.py")
-# Group 2 starts about twenty short-lived spark-submit JVMs on SF 0.01 data (and
-# `make chaos` many more, with the same options). For those, the quick (C1) JIT and
-# the serial collector save about 10 s of CPU each (26 -> 16 s for
-# a step with nothing to do, 154 -> 127 s for `all` on the initial load); a long-lived
-# session, like group 1's, does better with the default JIT. A value already set wins.
-# With C1 alone the JVM reserves only 48 MB for compiled code; a spark-submit of `all`
-# filled it ("CodeCache is full. Compiler has been disabled") and ran on in the
-# interpreter, so the code cache gets the tiered default's 240 MB (a daily SF 0.001 drop
-# through `all`: 60-70 -> 53-56 s of CPU).
+           "tests/dags/test_kubernetes_runner.py", "tests/integration/jobs/test_cli.py",
+           "tests/deploy", "tests/unit/test_deploy_doc.py",
+           "tests/integration/e2e/test_bad_input.py", "tests/unit/test_delta_io.py",
+           "tests/integration/e2e/test_concurrent_silver.py")
+# Group 2 starts many short-lived spark-submit JVMs on tiny data (and `make chaos` many
+# more, with the same options). Each of them spends much of its CPU compiling code it runs
+# only briefly, so the quick (C1) JIT and the serial collector save CPU on every start; a
+# long-lived session, like group 1's, does better with the default JIT. A value already
+# set wins. With C1 alone the JVM reserves only 48 MB for compiled code, which a
+# spark-submit of `all` fills ("CodeCache is full. Compiler has been disabled") to run on
+# in the interpreter, so the code cache gets the tiered default's 240 MB.
 SHORT_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
 # The tests' own long-lived session (tests/conftest.py, one per group) keeps the default
 # JIT but takes the serial collector too: with both cores busy, G1's concurrent work is
-# CPU the other group needs. tests/e2e/test_chaos.py alone (the JVM's CPU seconds, two
-# runs each): G1 315 and 299 s, serial 277 and 288 s, parallel 279 s.
+# CPU the other group needs.
 SESSION_JVM_OPTS = "-XX:+UseSerialGC"
 
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.dags.conftest import DAGS
-from tests.deploy.conftest import kubernetes_validate  # noqa: F401  (fixture)
+from tests.support.airflow_helpers import DAGS
 
 DS = "1998-08-02"
 LAKE = "s3a://tpch-lake/tpch"
@@ -105,7 +104,7 @@ def test_every_step_of_both_dags_runs_in_a_pod(pods: dict[str, dict[str, Any]]) 
 
 
 def test_rendered_pods_validate_strictly_against_kubernetes_schemas(
-        pods: dict[str, dict[str, Any]], kubernetes_validate: Path,  # noqa: F811
+        pods: dict[str, dict[str, Any]], kubernetes_validate: Path,
         tmp_path: Path) -> None:
     files = []
     for task_id, item in sorted(pods.items()):

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.dags.conftest import Captured, free_port
-from tests.e2e.conftest import generate, lake_of
 from tests.support.airflow_api import api_token
+from tests.support.airflow_helpers import Captured, free_port
+from tests.support.lake import generate, lake_of
 from tools.airflow_local import Airflow, airflow_env, start
 
 if TYPE_CHECKING:

@@ -1,14 +1,16 @@
-"""Step metrics: the exact StatsD lines on a loopback socket, CloudWatch on a moto server."""
+"""Step metrics: the exact StatsD lines on a loopback socket; the sink choice and its failures.
+
+CloudWatch on a moto server is tests/integration/jobs/test_cloudwatch_metrics.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import socket
-from typing import Any
 
 import pytest
 
-from jobs.metrics import StepMetrics, cloudwatch_data, metrics_sink, publish, statsd_lines
+from jobs.metrics import StepMetrics, metrics_sink, publish, statsd_lines
 
 RUN = StepMetrics(
     step="silver",
@@ -69,36 +71,3 @@ def test_an_unknown_or_unreachable_sink_never_fails_the_step(
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     assert publish(RUN) == "failed:cloudwatch"
     assert "could not publish cloudwatch metrics of step silver" in caplog.text
-
-
-def test_cloudwatch_receives_every_point(moto_endpoint: str,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import boto3
-
-    monkeypatch.setenv("PIPELINE_METRICS", "cloudwatch")
-    monkeypatch.setenv("PIPELINE_METRICS_NAMESPACE", "TpchLakehouseTest")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    assert publish(RUN) == "cloudwatch"
-
-    client = boto3.client("cloudwatch")
-    listed = client.list_metrics(Namespace="TpchLakehouseTest")["Metrics"]
-    got = sorted((m["MetricName"], tuple(sorted((d["Name"], d["Value"])
-                                               for d in m["Dimensions"]))) for m in listed)
-    assert got == sorted((d["MetricName"], tuple(sorted((x["Name"], x["Value"])
-                                                       for x in d["Dimensions"])))
-                         for d in cloudwatch_data(RUN))
-    stats: Any = client.get_metric_statistics(
-        Namespace="TpchLakehouseTest", MetricName="RowsWritten",
-        Dimensions=[{"Name": "Step", "Value": "silver"}, {"Name": "Table", "Value": "orders"}],
-        StartTime=RUN.started_at, EndTime=RUN.ended_at + dt.timedelta(minutes=1),
-        Period=60, Statistics=["Sum"])
-    assert [p["Sum"] for p in stats["Datapoints"]] == [1490.0]
-    duration = client.get_metric_statistics(
-        Namespace="TpchLakehouseTest", MetricName="StepDuration",
-        Dimensions=[{"Name": "Step", "Value": "silver"}],
-        StartTime=RUN.started_at, EndTime=RUN.ended_at + dt.timedelta(minutes=1),
-        Period=60, Statistics=["Maximum"], Unit="Seconds")
-    assert [p["Maximum"] for p in duration["Datapoints"]] == [37.25]

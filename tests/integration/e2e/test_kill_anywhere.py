@@ -4,7 +4,7 @@ The landing zones are generated with every kind of injected fault: a small one (
 an initial load and two daily drops) and the suite's chaos zone (SF 0.01, an initial load
 and three daily drops). The reference is a clean in-order
 run of the zone, kept as it was after each drop (``small_history`` and ``chaos_history``
-in ``tests/e2e/conftest.py``). Each chain starts
+in ``tests/integration/e2e/conftest.py``). Each chain starts
 from a copy of the reference as it was before one drop, runs ``spark-submit jobs/main.py
 all`` for that drop and kills it, again and again at later points, the
 way a retried task that keeps losing its node would; each run resumes from what the killed
@@ -21,11 +21,11 @@ seed, and commit numbers drawn from the traced clean run.
 chain of 9 over each daily drop, every step of ``all`` killed at least twice per drop), and
 on the chaos zone 31 targeted kills (the initial load and the three daily drops), N random
 ones (25 by default, 3 when run directly) and the concurrency test. (The kills during
-``maintain``'s OPTIMIZE and VACUUM are in ``make test``: tests/e2e/test_gate_and_maintain.py.)
+``maintain``'s OPTIMIZE and VACUUM are in ``make test``: test_gate_and_maintain.py.)
 
-A kill costs a fresh ``spark-submit`` (JVM, session, the first query's warm-up: about 7 s
-with nothing to do) plus the redo of the step it cut short, so the kills of one drop form
-one chain, and a drop is finished and compared once per chain.
+A kill costs a fresh ``spark-submit`` (JVM, session, the first query's warm-up) plus the
+redo of the step it cut short, so the kills of one drop form one chain, and a drop is
+finished and compared once per chain.
 """
 
 from __future__ import annotations
@@ -39,32 +39,22 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import environment
-from tests.e2e.conftest import (
-    ChaosHistory,
-    assert_lake_equal,
-    assert_tables_equal,
-    contents,
-    lake_of,
-    ledger,
-    run_drop,
-)
-from tests.e2e.kills import Kill, assert_done_or_retry, submit, together
+from tests.support.compare import assert_lake_equal, assert_tables_equal, contents, ledger
+from tests.support.environment import environment
+from tests.support.kills import Kill, assert_done_or_retry, submit, together
+from tests.support.lake import ChaosHistory, lake_of, run_drop
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-# Not in `make test` (the whole module is marked `chaos`): a kill costs a fresh
-# spark-submit and the redo of the step it cut short. Measured on 2026-11-27 with clean-clone
-# .ci/runs: the small zone's two chains (18 kills) took the suite from 16:19 to 21:09
-# (its group 2: 825 -> 1,270 s; the chains 336 s, the zone's clean run 90 s); earlier, with
-# the suite at 18:18, a chain of 5 of the chaos zone's kills took it to 23:19. `make test`
-# kills where the suite already has a lake and a reference (26 kills): task tries through
-# Airflow on drops the suite runs anyway (tests/dags/test_daily_run.py, 17), `maintain`
-# on the plain lake (tests/e2e/test_gate_and_maintain.py, 3) and silver between an
-# order's writes and its line items' on the property tests' lake (tests/e2e/
-# test_properties.py, 6).
+# Not in `make test` (the whole module is marked `chaos`): every kill costs a fresh
+# spark-submit and the redo of the step it cut short, more than the suite's time budget
+# holds for chains of them. `make test` kills only where the suite already has a lake and
+# a reference: task tries through Airflow on drops it runs anyway
+# (tests/integration/dags/test_daily_run.py), `maintain` on the plain lake
+# (test_gate_and_maintain.py) and silver between an order's writes and its line items'
+# on the property tests' lake (test_properties.py).
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 SEED = int(os.environ.get("CHAOS_SEED", "20261126"))

@@ -3,9 +3,9 @@
 A run is started the way the contract's job command starts it, as its own process group,
 and SIGKILLed (JVM and Python alike, no shutdown hook) at a :mod:`jobs.fault` point
 (``PIPELINE_FAULT``: deterministic) or after a delay (random kills). ``make test`` kills
-``maintain`` and ``silver`` this way (tests/e2e/test_gate_and_maintain.py,
-tests/e2e/test_properties.py); ``make chaos`` kills chains of ``all`` runs
-(tests/e2e/test_kill_anywhere.py). :func:`together` starts several runs at once.
+``maintain`` and ``silver`` this way (tests/integration/e2e/test_gate_and_maintain.py,
+tests/integration/e2e/test_properties.py); ``make chaos`` kills chains of ``all`` runs
+(tests/integration/e2e/test_kill_anywhere.py). :func:`together` starts several runs at once.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tools.run_tests import SHORT_JVM_OPTS
 
 REPO = Path(__file__).resolve().parents[2]
 # Runs killed (True) and drawn kills the run finished before (False), for the summary that
-# tests/e2e/conftest.py prints at the end of the session.
+# tests/integration/e2e/conftest.py prints at the end of the session.
 KILLED: Counter[bool] = Counter()
 # Wall seconds of every submitted run that was meant to be killed (for the same summary).
 SECONDS: list[float] = []

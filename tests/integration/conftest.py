@@ -1,12 +1,17 @@
-"""Deployment checks run the real tools, built by ``make setup`` (target ``deploy-tools``).
+"""Fixtures for the tests that start processes or servers: the local AWS and the
+deployment tools.
 
-A missing tool fails the test with the command that builds it; it never skips.
+The deployment checks run the real tools, built by ``make setup`` (target
+``deploy-tools``); a missing tool fails the test with the command that builds it, it never
+skips. ``kubernetes_validate`` serves both the manifests (deploy/) and the pods the
+``kubernetes`` runner builds (dags/), hence this common parent.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,3 +49,16 @@ def hadolint() -> Path:
 def kubernetes_validate() -> Path:
     """kubernetes-validate, with the official schemas it bundles (1.25 to 1.37)."""
     return _tool(VENV_BIN / "kubernetes-validate")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A local AWS (moto's server on 127.0.0.1, see ``tests/support/aws.py``) for the whole
+    run.
+
+    Tests that change its state name their own buckets, tables and clusters.
+    """
+    from tests.support.aws import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint

@@ -8,7 +8,7 @@ must list the same kinds with the same outcome text (checked here).
   file has an expected fate: ``silver``, ``superseded``, ``deleted``, ``unchanged``,
   ``duplicate`` or ``quarantine: <reasons>`` (the reasons exactly as the pipeline writes
   them). The fates of *all* landed lines come from one line-by-line accounting over bronze
-  (:func:`tests.e2e.conftest.account_for_every_line`), which also asserts that the
+  (:func:`tests.support.accounting.account_for_every_line`), which also asserts that the
   contract's accounting rule balances: every line is in exactly one place, and the ledger's
   ``rows_read`` / ``rows_duplicate`` match.
 * A *drop kind* is judged on the whole drop, mostly by refusing it: the real command line
@@ -21,7 +21,7 @@ baseline and almost every kind, one file per kind) and D2 (newer versions for th
 that need two drops). D2 is ingested, delivered a second time, and processed first, so D1
 arrives late (out of order). Only ``ingest`` and ``silver`` run (gold does not decide where
 a line ends): two silver runs for all the line kinds. Re-running silver on an unchanged
-drop (``--force``) is the property tests' job (``tests/e2e/test_properties.py``).
+drop (``--force``) is the property tests' job (``test_properties.py``).
 """
 
 from __future__ import annotations
@@ -43,19 +43,13 @@ from jobs.lake import Lake
 from jobs.main import main
 from jobs.steps import ingest, silver
 from jobs.tpch import table
-from tests.e2e.conftest import (
-    DATA_LAYERS,
-    Line,
-    account_for_every_line,
-    lake_of,
-    run_drop,
-    table_versions,
-)
+from tests.support.accounting import Line, account_for_every_line
+from tests.support.lake import DATA_LAYERS, lake_of, run_drop, table_versions
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DOC = REPO / "docs" / "bad_input.md"
 DROPS = {"D1": "1998-08-01", "D2": "1998-08-02"}
 PROCESSING_ORDER = ("D2", "D1")  # the older drop arrives late

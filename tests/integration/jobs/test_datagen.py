@@ -22,7 +22,7 @@ from jobs.datagen.chaos import KINDS, MANIFEST_NAME
 from jobs.datagen.generate import DatagenConfig, build_landing, run_tpchgen
 from jobs.datagen.layout import COLUMNS, TABLES, col, drop_dates, split_fields
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SF = 0.01
 DAYS = 3
 DAILY_DS = ["1998-07-31", "1998-08-01", "1998-08-02"]

@@ -4,7 +4,7 @@
 the ``moto_server`` script) in a subprocess bound to 127.0.0.1 on a free port, waits
 until it answers and yields its endpoint URL. Nothing is sent anywhere else.
 
-The subprocess is this module (``python -m tests.aws``): it runs the unchanged moto
+The subprocess is this module (``python -m tests.support.aws``): it runs the unchanged moto
 server after teaching it the two things the EMR tests need and moto 5.2 lacks. Both
 stay inside the fake service; the code under test talks to it through the ordinary AWS
 APIs only.
@@ -63,7 +63,7 @@ __all__ = [
     "stop_recording",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 EXIT_CODES_ROUTE = "/_tests/exit-codes"
@@ -100,7 +100,7 @@ def moto_server(startup_timeout: float = 30.0) -> Iterator[str]:
         log = Path(home) / "server.log"
         with log.open("w") as out:
             server = subprocess.Popen(
-                [sys.executable, "-m", "tests.aws", "-H", "127.0.0.1", "-p", str(port)],
+                [sys.executable, "-m", "tests.support.aws", "-H", "127.0.0.1", "-p", str(port)],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )
         try:

@@ -19,7 +19,7 @@ import pytest
 from jobs import fault
 from jobs.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def child(code: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
@@ -29,6 +29,62 @@ def child(code: str, timeout: float = 30, **env: str) -> subprocess.CompletedPro
     environ |= {"PYTHONPATH": str(REPO), **env}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environ,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+# Prepended to a child's code that arms a watcher: instead of sleeping while the watcher
+# thread polls the table folder, the child counts the watcher's looks at the folder and
+# waits for the ones that matter. armed() returns once the watcher has recorded the folder
+# as it was; looked_again() once the watcher has compared the folder as the child left it
+# with its previous look and let the process live (a look in progress may predate the
+# child's change, the next one does not, and the one after that starts only once that
+# comparison is done); watcher_done() once the watcher has ended, which it does only when
+# its point fires (the process is killed first) or another process had the point.
+WATCHER = """
+import threading
+
+from jobs import fault
+
+_looked = threading.Condition()
+_looks = 0
+_scan = fault._data_files
+
+
+def _counted_scan(folder):
+    global _looks
+    files = _scan(folder)
+    with _looked:
+        _looks += 1
+        _looked.notify_all()
+    return files
+
+
+fault._data_files = _counted_scan
+
+
+def _wait_for_looks(n):
+    with _looked:
+        assert _looked.wait_for(lambda: _looks >= n, timeout=20), "the watcher stopped looking"
+
+
+def armed(lake):
+    fault.arm(lake)
+    _wait_for_looks(1)
+
+
+def looked_again():
+    _wait_for_looks(_looks + 3)
+
+
+def watcher_done():
+    for thread in threading.enumerate():
+        if thread.name == "fault-watch":
+            thread.join(timeout=20)
+"""
+
+
+def watched_child(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """:func:`child` with :data:`WATCHER`'s helpers defined before ``code``."""
+    return child(WATCHER + textwrap.dedent(code), **env)
 
 
 def test_a_named_point_kills_the_process_and_other_points_pass() -> None:
@@ -103,18 +159,15 @@ def test_a_step_scoped_watched_point_ignores_the_other_steps_writes(tmp_path: Pa
     lake = tmp_path / "lake"
     table = lake / "ops" / "runs"
     table.mkdir(parents=True)
-    proc = child(f"""
-        import time
-        from jobs import fault
-        fault.arm({str(lake)!r})
+    proc = watched_child(f"""
+        armed({str(lake)!r})
         fault.enter_step("ingest")
-        time.sleep(0.3)
         open({str(table / "part-1.parquet")!r}, "wb").close()
-        time.sleep(0.3)
+        looked_again()
         print("ingest wrote", flush=True)
         fault.enter_step("gold")
         open({str(table / "part-2.parquet")!r}, "wb").close()
-        time.sleep(5)
+        watcher_done()
         print("survived")
     """, PIPELINE_FAULT="gold@during_write:ops/runs")
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
@@ -134,24 +187,23 @@ def test_a_watched_once_point_is_claimed_by_the_process_that_writes_the_table(
     table = lake / "silver" / "orders"
     table.mkdir(parents=True)
     code = f"""
-        import time
-        from jobs import fault
-        fault.arm({str(lake)!r})
-        time.sleep(0.3)
+        armed({str(lake)!r})
         if WRITES:
             open({str(table / "part-1.parquet")!r}, "wb").close()
-            time.sleep(5)
+            watcher_done()
+        else:
+            looked_again()
         print("survived", flush=True)
     """
     env = {"PIPELINE_FAULT": "during_write:silver/orders:once",
            "PIPELINE_FAULT_MARKER": str(tmp_path / "marker")}
-    reader = child(code.replace("WRITES", "False"), **env)
+    reader = watched_child(code.replace("WRITES", "False"), **env)
     assert (reader.returncode, reader.stdout) == (0, "survived\n"), reader.stderr
     assert not (tmp_path / "marker").exists()
-    writer = child(code.replace("WRITES", "True"), **env)
+    writer = watched_child(code.replace("WRITES", "True"), **env)
     assert writer.returncode == -signal.SIGKILL, writer.stdout + writer.stderr
     (table / "part-1.parquet").unlink()
-    retry = child(code.replace("WRITES", "True"), **env)
+    retry = watched_child(code.replace("WRITES", "True"), **env)
     assert (retry.returncode, retry.stdout) == (0, "survived\n"), retry.stderr
 
 
@@ -185,14 +237,12 @@ def test_the_watcher_kills_when_a_data_file_appears_or_goes(tmp_path: Path, kind
     old.write_bytes(b"PAR1")
     change = f"open({str(table / 'part-1.parquet')!r}, 'wb').close()" \
         if kind == "during_write" else f"os.remove({str(old)!r})"
-    proc = child(f"""
-        import os, time
-        from jobs import fault
-        fault.arm({str(tmp_path / "lake")!r})
-        time.sleep(0.3)
+    proc = watched_child(f"""
+        import os
+        armed({str(tmp_path / "lake")!r})
         print("armed", flush=True)
         {change}
-        time.sleep(10)
+        watcher_done()
         print("survived")
     """, PIPELINE_FAULT=f"{kind}:silver/lineitem")
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
@@ -202,13 +252,10 @@ def test_the_watcher_kills_when_a_data_file_appears_or_goes(tmp_path: Path, kind
 def test_the_watcher_ignores_other_tables_and_the_log(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     (lake / "silver" / "orders" / "_delta_log").mkdir(parents=True)
-    proc = child(f"""
-        import time
-        from jobs import fault
-        fault.arm({str(lake)!r})
-        time.sleep(0.3)
+    proc = watched_child(f"""
+        armed({str(lake)!r})
         open({str(lake / "silver" / "orders" / "_delta_log" / "x.parquet")!r}, "wb").close()
-        time.sleep(0.3)
+        looked_again()
         print("survived")
     """, PIPELINE_FAULT="during_write:silver/orders")
     assert proc.returncode == 0, proc.stderr

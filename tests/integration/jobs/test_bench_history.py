@@ -16,7 +16,7 @@ import pytest
 
 from bench import history
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 INITIAL, DAILY, LATER = "1998-07-31", "1998-08-01", "1998-08-02"
 
 

@@ -15,8 +15,8 @@ import duckdb
 import pytest
 
 from jobs.tpch import TABLES
-from tests.e2e.conftest import run_drop, table_versions
-from tests.e2e.tpch_queries import QUERIES
+from tests.support.lake import run_drop, table_versions
+from tests.support.tpch_queries import QUERIES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -15,14 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.steps import gold, ingest, silver
 from jobs.tpch import TABLES
-from tests.e2e.conftest import (
-    OUTCOMES,
-    account_for_every_line,
-    lake_of,
-    run_drop,
-    snapshot,
-    table_versions,
-)
+from tests.support.accounting import OUTCOMES, account_for_every_line
+from tests.support.lake import lake_of, run_drop, snapshot, table_versions
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -15,19 +15,18 @@ import pytest
 from jobs.errors import ConcurrentChangeError, ConfigError, QualityGateError
 from jobs.steps import gold, ingest, maintain, quality, silver
 from jobs.steps.common import StepContext
-from tests.e2e.conftest import (
+from tests.support.compare import contents, rows
+from tests.support.kills import Kill, submit
+from tests.support.lake import (
     GOLD,
     ChaosHistory,
-    contents,
     copy_lake,
     expected_gold,
     lake_of,
-    rows,
     run_drop,
     table_rows,
     table_versions,
 )
-from tests.e2e.kills import Kill, submit
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

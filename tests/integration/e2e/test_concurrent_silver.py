@@ -1,9 +1,9 @@
 """Silver runs at once, as real ``spark-submit`` processes, end like serial runs.
 
-On the property tests' lake and with their reference model (tests/e2e/test_properties.py,
-whose ``base`` fixture this module builds again: the module runs in the other group of
-``make test``, see tools/run_tests.py). The deterministic counterpart, another writer's
-commits injected in the middle of a run, is in that module.
+On the property tests' lake and with their reference model (tests/support/model.py). The
+``base`` fixture is built again here because this module runs in the other group of
+``make test`` (tools/run_tests.py). The deterministic counterpart, another writer's
+commits injected in the middle of a run, is in test_properties.py.
 """
 
 from __future__ import annotations
@@ -16,17 +16,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from jobs.steps import ingest
-from tests.e2e.conftest import lake_of
-from tests.e2e.kills import assert_done_or_retry, together
-from tests.e2e.test_properties import (
+from tests.support.kills import assert_done_or_retry, together
+from tests.support.lake import lake_of
+from tests.support.model import (
     CUSTOMERS,
     ITEMS,
     ORDERS,
-    READ,
-    actual_tables,
-    build_base,
     customer_line,
-    difference,
     ds_of,
     expected_tables,
     item_line,
@@ -34,8 +30,8 @@ from tests.e2e.test_properties import (
     landed,
     month,
     order_line,
-    process,
 )
+from tests.support.model_lake import READ, actual_tables, build_base, difference, process
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

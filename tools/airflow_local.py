@@ -7,7 +7,8 @@ what is tested is what a developer runs.
     python tools/airflow_local.py serve [--port 8080]     # API server + UI, scheduler,
                                                           # DAG processor, triggerer
     python tools/airflow_local.py dag-test --ds YYYY-MM-DD
-    python tools/airflow_local.py demo [--landing PATH]   # tpch_daily for every drop
+    python tools/airflow_local.py demo [--landing PATH]   # tpch_daily for every drop,
+                                                          # a line per finished task
 
 State lives in ``$AIRFLOW_HOME`` (default ``.airflow/`` in the repository): the SQLite
 metadata database, logs, the JWT secret shared by the components and the generated
@@ -18,10 +19,12 @@ Everything binds to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,14 +33,30 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
-__all__ = ["Airflow", "airflow_env", "complete_drops", "init", "main", "start"]
+__all__ = [
+    "Airflow",
+    "FinishedTask",
+    "airflow_env",
+    "complete_drops",
+    "finished_tasks",
+    "init",
+    "main",
+    "sqlite_database",
+    "start",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 POOL = ("lake_writer", "1", "one writer of the lake at a time, across DAGs")
 ADMIN = "admin"
+DAG_ID = "tpch_daily"
+# States a task try ends in; up_for_retry ends a try that will be retried.
+_TRY_ENDED = ("success", "failed", "skipped", "upstream_failed", "up_for_retry", "removed")
+# How often the demo looks at the metadata database while a DAG run executes.
+_POLL_SECONDS = 2.0
 
 
 def airflow_env(home: Path, port: int = 8080, base: Mapping[str, str] | None = None,
@@ -247,20 +266,162 @@ def _in_process(env: dict[str, str]) -> dict[str, str]:
 def _dag_test(env: dict[str, str], ds: str) -> int:
     env = _in_process(env)
     init(env)
-    return _airflow(env, "dags", "test", "tpch_daily", ds, check=False).returncode
+    return _airflow(env, "dags", "test", DAG_ID, ds, check=False).returncode
 
 
-def _demo(env: dict[str, str], landing: Path) -> int:
+@dataclass(frozen=True)
+class FinishedTask:
+    """One ended try of a task instance, as the metadata database records it."""
+
+    task_id: str
+    map_index: int
+    try_number: int
+    state: str
+    seconds: float | None
+    ended_at: dt.datetime
+
+    @property
+    def key(self) -> tuple[str, int, int, str]:
+        """What identifies the try: task, map index, try number and the state it ended in."""
+        return (self.task_id, self.map_index, self.try_number, self.state)
+
+    def line(self, ds: str) -> str:
+        """The progress line: ``1998-07-30  silver            success   41.2 s``."""
+        name = self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+        took = "" if self.seconds is None else f"{self.seconds:.1f} s"
+        return f"{ds}  {name:<17} {self.state:<8}{took:>8}".rstrip()
+
+
+def _utc(value: str | None) -> dt.datetime | None:
+    """A metadata-database timestamp as an aware datetime (SQLite holds them naive, in UTC)."""
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed
+
+
+def sqlite_database(conn: str) -> Path | None:
+    """The file of a SQLite SQLAlchemy URL (``sqlite:////abs/airflow.db``), else ``None``."""
+    prefix = "sqlite:///"
+    if not conn.startswith(prefix):
+        return None
+    path = conn[len(prefix):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def finished_tasks(database: Path, dag_id: str, ds: str, since: dt.datetime
+                   ) -> tuple[list[FinishedTask], str | None]:
+    """The task tries of ``dag_id``'s run for ``ds`` that ended at or after ``since``.
+
+    Read-only. ``airflow dags test`` reuses the run of a ``ds`` it ran before (its task
+    instances cleared first), so tries of an earlier invocation are told apart by their
+    end time.
+
+    :param database: the SQLite metadata database.
+    :param dag_id: the DAG.
+    :param ds: the run's logical date (``YYYY-MM-DD``).
+    :param since: only tries that ended at this moment or later (aware UTC).
+    :return: the tries in the order they ended, and the run's state (``None`` without a run).
+    :raises sqlite3.Error: when the database cannot be read at the moment (locked, or not
+        migrated yet).
+    """
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1.0)
+    try:
+        run = db.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? "
+            "AND substr(logical_date, 1, 10) = ? ORDER BY id DESC LIMIT 1", (dag_id, ds),
+        ).fetchone()
+        if run is None:
+            return [], None
+        rows = db.execute(
+            "SELECT task_id, map_index, try_number, state, start_date, end_date "
+            "FROM task_instance WHERE dag_id = ? AND run_id = ? "
+            f"AND state IN ({', '.join('?' * len(_TRY_ENDED))})",
+            (dag_id, run[0], *_TRY_ENDED),
+        ).fetchall()
+    finally:
+        db.close()
+    found = []
+    for task_id, map_index, try_number, state, start, end in rows:
+        started_at, ended_at = _utc(start), _utc(end)
+        if ended_at is None or ended_at < since:
+            continue
+        seconds = None if started_at is None else (ended_at - started_at).total_seconds()
+        found.append(FinishedTask(task_id, int(map_index), int(try_number or 0), state,
+                                  seconds, ended_at))
+    return sorted(found, key=lambda t: (t.ended_at, t.task_id)), run[1]
+
+
+def _database(env: Mapping[str, str]) -> Path | None:
+    """The deployment's SQLite metadata database, or ``None`` when it uses another one."""
+    lines = subprocess.run(
+        [str(VENV_BIN / "airflow"), "config", "get-value", "database", "sql_alchemy_conn"],
+        env=dict(env), capture_output=True, text=True, check=False,
+    ).stdout.strip().splitlines()
+    return sqlite_database(lines[-1].strip()) if lines else None
+
+
+def _dag_test_with_progress(env: Mapping[str, str], ds: str, log: Path,
+                            database: Path | None, out: TextIO) -> tuple[int, str | None]:
+    """``airflow dags test`` for ``ds``, its output into ``log``; a line per ended task try.
+
+    The lines come from the metadata database, which the test run updates as each task
+    ends; it is read every :data:`_POLL_SECONDS` and once more after the run.
+
+    :return: the exit status and the DAG run's final state (``None`` when unknown).
+    """
+    since = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    seen: set[tuple[str, int, int, str]] = set()
+    state: str | None = None
+
+    def report() -> None:
+        nonlocal state
+        if database is None:
+            return
+        try:
+            tasks, state = finished_tasks(database, DAG_ID, ds, since)
+        except sqlite3.Error:
+            return  # busy for a moment: the next look catches up
+        for task in tasks:
+            if task.key not in seen:
+                seen.add(task.key)
+                print(task.line(ds), file=out, flush=True)
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w", encoding="utf-8") as output:
+        proc = subprocess.Popen([str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, ds],
+                                env=dict(env), stdout=output, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            time.sleep(_POLL_SECONDS)
+            report()
+    report()
+    return proc.returncode, state
+
+
+def _demo(env: dict[str, str], landing: Path, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     env = _in_process(env)
     init(env)
+    database = _database(env)
+    logs = Path(env["AIRFLOW_HOME"]) / "logs" / "demo"
+    drops = complete_drops(landing)
+    if database is None:
+        print("(a line per task needs the SQLite metadata database; the logs have them)",
+              file=out)
     status = 0
-    for ds in complete_drops(landing):
-        print(f"== tpch_daily for ds={ds} (airflow dags test)", flush=True)
+    for number, ds in enumerate(drops, 1):
+        log = logs / f"{DAG_ID}_{ds}.log"
+        print(f"== {DAG_ID} for ds={ds}, drop {number} of {len(drops)} (airflow dags test; "
+              f"full log: {log})", file=out, flush=True)
         started = time.monotonic()
-        code = _airflow(env, "dags", "test", "tpch_daily", ds, check=False, quiet=True).returncode
-        outcome = "succeeded" if code == 0 else f"FAILED (exit {code}); task logs: " \
-            f"{env['AIRFLOW_HOME']}/logs/dag_id=tpch_daily/"
-        print(f"   {outcome} in {time.monotonic() - started:.0f}s", flush=True)
+        code, state = _dag_test_with_progress(env, ds, log, database, out)
+        took = time.monotonic() - started
+        if code == 0:
+            print(f"{ds}  run {state or 'ended'} in {took:.0f} s", file=out, flush=True)
+        else:
+            print(f"{ds}  run FAILED ({state or 'no state'}, exit {code}) in {took:.0f} s; "
+                  f"see {log} and {env['AIRFLOW_HOME']}/logs/dag_id={DAG_ID}/",
+                  file=out, flush=True)
         status = status or code
     return status
 

@@ -1,5 +1,11 @@
 """Shared fixtures: one Spark session for the whole run, tables under ``tmp_path``.
 
+Where things are: ``unit/`` runs inside this process (the Spark session below at most);
+``integration/`` starts processes or servers (``spark-submit``, Airflow, moto, the
+deployment tools), one folder per concern; ``support/`` holds the helpers tests import.
+Fixtures live in the ``conftest.py`` of the folder that uses them (or of a common
+parent) and reach tests through pytest, never through an import.
+
 One session-scoped SparkSession (``local[2]``, UI off, few shuffle partitions, Delta from
 the project's jar cache) keeps the suite within its time budget: starting Spark costs
 about ten seconds.

@@ -10,8 +10,8 @@
   fails when one interpolates anything but a validated identifier, a rendered literal or
   another SQL fragment built the same way; the scan is run on planted bad code first.
 
-The end-to-end "no credentials in logs" check is in ``tests/dags/test_daily_run.py``: it
-needs the task logs of a real DAG run.
+The end-to-end "no credentials in logs" check is in
+``tests/integration/dags/test_daily_run.py``: it needs the task logs of a real DAG run.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from jobs.schemas import GOLD_TABLES, silver_columns
 from jobs.sql import catalogue, identifier, sql_in, sql_literal
 from jobs.tpch import ORDERS_DELETE, TABLES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 DETECT_SECRETS = Path(sys.executable).parent / "detect-secrets"
 
 # The scan's only exclusions, each for a kind of line that names a secret without holding
@@ -85,7 +85,8 @@ def _describe(findings: dict[str, list[dict[str, Any]]]) -> str:
 def test_the_repository_holds_no_secrets() -> None:
     files = repository_files(ROOT)
     # The list is the repository's own: code, tests, deployment files and docs.
-    assert {"jobs/sql.py", "tests/test_security.py", "README.md", "pyproject.toml"} <= set(files)
+    assert {"jobs/sql.py", "tests/integration/repo/test_security.py", "README.md",
+            "pyproject.toml"} <= set(files)
     assert any(f.startswith("k8s/") for f in files) and any(f.startswith("dags/") for f in files)
 
     findings = secret_scan(ROOT, files)

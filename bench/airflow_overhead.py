@@ -33,6 +33,7 @@ and rewrites the day's HTML page every time, by hand as under Airflow.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -107,7 +108,8 @@ def _read_run(database: Path, ds: str) -> tuple[dict[str, Any], list[dict[str, A
         and each task's rendered fields (``None`` for tasks without templated fields).
     :raises LookupError: when the database holds no run of ``DAG_ID`` for ``ds``.
     """
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+    # closing(): the connection's own context manager ends a transaction, not the connection.
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
         db.row_factory = sqlite3.Row
         run = db.execute(
             "SELECT run_id, state, start_date, run_after, end_date FROM dag_run "

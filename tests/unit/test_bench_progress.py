@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import io
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench import run
 from bench.common import Progress
 
 
@@ -103,3 +106,18 @@ def test_lines_go_to_standard_error_by_default(capsys: pytest.CaptureFixture[str
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("[1/1] only  (")
+
+
+def _sections_entered(function: str) -> list[str]:
+    """The titles ``function`` of ``bench/run.py`` passes to ``progress.section``, in order."""
+    tree = ast.parse(inspect.getsource(getattr(run, function)))
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute) and node.func.attr == "section"]
+    calls.sort(key=lambda node: (node.lineno, node.col_offset))
+    return [node.args[0].value for node in calls if isinstance(node.args[0], ast.Constant)]
+
+
+def test_the_benchmark_enters_every_announced_section_in_order() -> None:
+    # A section out of order would stop a run of an hour or more at that point.
+    assert _sections_entered("measure_all") == list(run.SECTIONS)
+    assert _sections_entered("scale") == list(run.SCALE_SECTIONS)

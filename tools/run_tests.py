@@ -26,9 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # session down.
 # (The EMR runner's tests stay in group 1: they parse tpch_daily with s3:// assets, and
 # in the metadata database of the local runner's runs those names are inactive assets.)
-GROUP_2 = ("tests/dags/test_daily_run.py", "tests/dags/test_live_airflow.py",
-           "tests/dags/test_kubernetes_runner.py", "tests/integration/jobs/test_cli.py",
-           "tests/deploy", "tests/unit/test_deploy_doc.py",
+GROUP_2 = ("tests/integration/dags/test_daily_run.py",
+           "tests/integration/dags/test_live_airflow.py",
+           "tests/integration/dags/test_kubernetes_runner.py",
+           "tests/integration/jobs/test_cli.py", "tests/integration/deploy",
+           "tests/unit/test_deploy_doc.py",
            "tests/integration/e2e/test_bad_input.py", "tests/unit/test_delta_io.py",
            "tests/integration/e2e/test_concurrent_silver.py")
 # Group 2 starts many short-lived spark-submit JVMs on tiny data (and `make chaos` many

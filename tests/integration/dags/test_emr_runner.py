@@ -11,9 +11,9 @@ the fake service or on the test's side of it, never in place of an operator:
 * **Instance fleets.** ``RunJobFlow`` accepts instance fleets but moto does not keep them
   (``ListInstanceFleets`` fails). The fleets are asserted on the ``RunJobFlow`` request
   that ``create_emr_cluster`` actually sent, as moto's request recorder received it
-  (``/moto-api/recorder/``, see ``tests/aws.py``).
+  (``/moto-api/recorder/``, see ``tests/support/aws.py``).
 * **Steps stay RUNNING.** moto never moves an EMR step on, and it has no state-manager
-  model, no ``CancelSteps`` and no other API that does. The test server (``tests/aws.py``)
+  model, no ``CancelSteps`` and no other API that does. The test server (``tests/support/aws.py``)
   registers EMR steps with moto's own state manager (model ``emr::step``, moto's
   ``manual`` progression with ``times=1``: one transition per ``DescribeStep`` of the
   step): a new step is PENDING, the sensor's first poll sees it RUNNING, the second one
@@ -46,7 +46,13 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.aws import (
+from tests.support.airflow_helpers import (
+    ROOT,
+    Captured,
+    import_errors_in_a_fresh_process,
+    parse_daily_dag,
+)
+from tests.support.aws import (
     ACCOUNT_ID,
     Request,
     client,
@@ -55,13 +61,7 @@ from tests.aws import (
     start_recording,
     stop_recording,
 )
-from tests.conftest import environment
-from tests.dags.conftest import (
-    ROOT,
-    Captured,
-    import_errors_in_a_fresh_process,
-    parse_daily_dag,
-)
+from tests.support.environment import environment
 
 LANDING = "s3://tpch-lakehouse-landing/drops"
 LAKE = "s3://tpch-lakehouse-lake/tpch"
@@ -88,7 +88,8 @@ class Run:
 def _env(endpoint: str) -> dict[str, str]:
     return {
         # moto's documented fake credentials (the local moto server accepts any), marked
-        # for the secret scan (tests/test_security.py) where it would take them for real ones.
+        # for the secret scan (tests/integration/repo/test_security.py) where it would
+        # take them for real ones.
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
             "conn_type": "aws", "login": "testing",
             "password": "testing",  # pragma: allowlist secret

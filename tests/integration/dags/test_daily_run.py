@@ -52,17 +52,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from jobs.errors import QualityGateError
-from tests.conftest import environment
-from tests.dags.conftest import Captured, parse_daily_dag
-from tests.e2e.conftest import (
+from tests.support.airflow_helpers import Captured, parse_daily_dag
+from tests.support.compare import assert_lake_equal, contents, ledger
+from tests.support.environment import environment
+from tests.support.lake import (
     GOLD,
-    assert_lake_equal,
-    contents,
     copy_lake,
     expected_gold,
     generate,
     lake_of,
-    ledger,
     run_drop,
     table_rows,
     table_versions,

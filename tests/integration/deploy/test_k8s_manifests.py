@@ -25,7 +25,7 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "k8s"
 OVERLAYS = ("dev", "prod")
 TEMPLATES = {

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.dags.conftest import DAGS, ROOT, import_errors_in_a_fresh_process
+from tests.support.airflow_helpers import DAGS, ROOT, import_errors_in_a_fresh_process
 
 STEP_TASKS = ("ingest", "silver", "gold", "quality")
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCKER = ROOT / "docker"
 JOB = DOCKER / "job.Dockerfile"
 AIRFLOW = DOCKER / "airflow.Dockerfile"
@@ -498,7 +498,7 @@ def test_dockerignore_admits_everything_the_dockerfiles_copy() -> None:
 @pytest.mark.parametrize("relative", [
     ".venv/bin/python", ".cache/jars/delta-spark_2.13-4.0.1.jar", "data/lake/silver/x.parquet",
     ".airflow/simple_auth_manager_passwords.json.generated", ".airflow/airflow.cfg",
-    "tests/deploy/test_docker.py", ".git/HEAD", "spark-warehouse/t/part-0.parquet",
+    "tests/integration/deploy/test_docker.py", ".git/HEAD", "spark-warehouse/t/part-0.parquet",
     "jobs/__pycache__/main.cpython-311.pyc", "tpch_lakehouse.egg-info/PKG-INFO",
     "tools/airflow_local.py", "k8s/overlays/prod/kustomization.yaml",
 ])
@@ -574,26 +574,47 @@ def test_spark_executor_starts_spark_kubernetes_executor_backend(tmp_path: Path)
 
 def test_spark_decommission_signals_the_executor_and_waits_for_it(tmp_path: Path) -> None:
     marker = tmp_path / "decommissioned"
+    # The executor migrates its blocks until it is released, and only the hook's own wait
+    # releases it: the `sleep` first on the hook's PATH sends SIGUSR1 before it sleeps. A
+    # hook that returned without waiting would leave the marker at "migrating".
     executor = subprocess.Popen(
         [sys.executable, "-c",
-         "import pathlib, signal, sys, time\n"
+         "import pathlib, signal, sys\n"
+         f"marker = pathlib.Path({str(marker)!r})\n"
          "def on_pwr(signum, frame):\n"
-         "    time.sleep(0.5)  # migrating blocks\n"
-         f"    pathlib.Path({str(marker)!r}).write_text('done')\n"
-         "    sys.exit(0)\n"
+         "    marker.write_text('migrating')\n"
+         "def on_usr1(signum, frame):\n"
+         "    if marker.exists():\n"
+         "        marker.write_text('done')\n"
+         "        sys.exit(0)\n"
          "signal.signal(signal.SIGPWR, on_pwr)\n"
+         "signal.signal(signal.SIGUSR1, on_usr1)\n"
          "print('ready', flush=True)\n"
-         "time.sleep(60)\n"],
+         "while True:\n"
+         "    signal.pause()\n"],
         stdout=subprocess.PIPE, text=True,
     )
-    assert executor.stdout is not None and executor.stdout.readline().strip() == "ready"
-    # Reap the process as soon as it exits, as the container runtime would for PID 1.
-    reaper = threading.Thread(target=executor.wait, daemon=True)
-    reaper.start()
-    result = subprocess.run(["bash", str(DECOMMISSION_SCRIPT), str(executor.pid)],
-                            capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    assert marker.read_text() == "done"  # the hook returned only after the executor left
-    assert f"executor (pid {executor.pid}) exited" in result.stdout
-    reaper.join(timeout=5)
-    assert executor.returncode == 0
+    try:
+        assert executor.stdout is not None and executor.stdout.readline().strip() == "ready"
+        sleep = shutil.which("sleep")
+        assert sleep, "the hook needs sleep"
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "sleep").write_text(
+            f'#!/bin/sh\nkill -s USR1 {executor.pid}\nexec {sleep} "$@"\n', encoding="utf-8")
+        (tmp_path / "bin" / "sleep").chmod(0o755)
+        # Reap the process as soon as it exits, as the container runtime would for PID 1.
+        reaper = threading.Thread(target=executor.wait, daemon=True)
+        reaper.start()
+        result = subprocess.run(
+            ["bash", str(DECOMMISSION_SCRIPT), str(executor.pid)],
+            env={**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"},
+            capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert marker.read_text() == "done"  # the hook returned only after the executor left
+        assert f"executor (pid {executor.pid}) exited" in result.stdout
+        reaper.join(timeout=5)
+        assert executor.returncode == 0
+    finally:
+        if executor.poll() is None:
+            executor.kill()
+            executor.wait()

@@ -153,6 +153,7 @@ class Deletes(_Strict):
     columns: tuple[Column, ...] | None = Field(
         default=None, description="the columns of a delete line, in file order "
         "(default: the table's key columns)")
+    expectations: tuple[Expectation, ...] = ()
 
 
 class Parent(_Strict):

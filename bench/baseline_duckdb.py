@@ -4,7 +4,7 @@
 
 Reads the drop's ``.tbl`` files as text columns, types them with the pipeline's rules (the
 same patterns, NULL where a field does not parse), applies the same row-level expectations
-(the SQL conditions of :mod:`jobs.expectations`, which DuckDB runs unchanged), keeps one
+(the SQL conditions of the TPC-H spec, which DuckDB runs unchanged), keeps one
 row per key, writes the eight silver tables as Parquet and computes the two gold marts
 with the same definitions, written as Parquet.
 """
@@ -17,18 +17,19 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import baseline_parser, order_rules, row_rules, table_files
+from bench.common import baseline_parser, parent_rules, row_rules, table_files, tpch
+from jobs.spec.model import is_decimal
 from jobs.sql import identifier
-from jobs.tpch import TABLES
 
 # The pipeline's own field patterns (jobs/transforms/silver.py).
-from jobs.transforms.silver import _DATE_RE, _DECIMAL_RE, _INT_RE
+from jobs.transforms.silver import _DATE_RE, _INT_RE, _decimal_re
 
 
 def _typed(name: str, typ: str) -> str:
     col = identifier(name, known=False)
+    dec = is_decimal(typ)
     pattern = {"bigint": _INT_RE, "int": _INT_RE, "date": _DATE_RE}.get(
-        typ, _DECIMAL_RE if typ.startswith("decimal") else None)
+        typ, _decimal_re(*dec) if dec else None)
     if pattern is None:
         return col
     return f"CASE WHEN regexp_full_match({col}, '{pattern}') THEN TRY_CAST({col} AS {typ}) END"
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> int:
     con = duckdb.connect()
     con.execute(f"SET threads = {int(args.threads)}")
     drop = args.landing / f"ds={args.ds}"
-    for name, table in TABLES.items():
+    for name, table in tpch().tables.items():
         files = [str(p) for p in table_files(drop, name)]
         if not files:
             continue
@@ -62,13 +63,14 @@ def main(argv: list[str]) -> int:
         con.execute(f"CREATE TABLE {identifier(name, known=False)} AS "
                     f"SELECT * FROM (SELECT {typed} FROM {raw}) WHERE {cond} "
                     f"QUALIFY row_number() OVER (PARTITION BY {keys}) = 1", {"files": files})
+    # The line-item rules that read their order see it as the struct ``parent``.
     con.execute(
         "CREATE OR REPLACE TABLE lineitem AS SELECT l.* FROM lineitem l LEFT JOIN "
-        "(SELECT o_orderkey, o_orderdate AS _o_orderdate FROM orders) o "
+        "(SELECT o_orderkey, struct_pack(o_orderdate := o_orderdate) AS parent FROM orders) o "
         "ON l.l_orderkey = o.o_orderkey WHERE "
-        + " AND ".join(f"coalesce({e.condition}, false)" for e in order_rules()))
+        + " AND ".join(f"coalesce({e.condition}, false)" for e in parent_rules("lineitem")))
     silver = args.out / "silver"
-    for name in TABLES:
+    for name in tpch().tables:
         (silver / name).mkdir(parents=True, exist_ok=True)
         con.table(identifier(name, known=False)).write_parquet(str(silver / name / "data.parquet"))
     gold = args.out / "gold"

@@ -4,10 +4,10 @@
 
 What a plain PySpark job would do with the same ``.tbl`` files: Spark's CSV reader with
 the TPC-H schema parses and types them (a line that does not parse is dropped), the same
-row-level expectations of :mod:`jobs.expectations` filter the rows (``drop`` and ``fail``
+row-level expectations of the TPC-H spec filter the rows (``drop`` and ``fail``
 rules; the order-date rule through a join with the drop's orders), one row per key is
 kept, the eight silver tables are written as Parquet and the same two gold marts
-(:mod:`jobs.transforms.gold`) are computed and written as Parquet. No Delta, no bronze,
+(the spec's SQL files) are computed and written as Parquet. No Delta, no bronze,
 no lineage, no quarantine, no ledger: what the pipeline's guarantees are measured against.
 """
 
@@ -19,9 +19,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import baseline_parser, order_rules, row_rules, table_files
-from jobs.tpch import TABLES
-from jobs.transforms.gold import daily_line_summary, revenue_by_nation
+from bench.common import baseline_parser, parent_rules, row_rules, table_files, tpch
+from jobs.steps.gold import mart_sql
 
 
 def main(argv: list[str]) -> int:
@@ -31,9 +30,11 @@ def main(argv: list[str]) -> int:
     from pyspark.sql import functions as F
 
     spark = SparkSession.builder.getOrCreate()
+    catalog = tpch()
+    tables = catalog.tables
     drop = args.landing / f"ds={args.ds}"
     silver = {}
-    for name, table in TABLES.items():
+    for name, table in tables.items():
         files = [str(p) for p in table_files(drop, name)]
         if not files:
             continue
@@ -45,24 +46,27 @@ def main(argv: list[str]) -> int:
         rules += [f"{k} IS NOT NULL" for k in table.key]
         silver[name] = df.where(" AND ".join(f"coalesce({r}, false)" for r in rules)) \
             .select(*table.column_names).dropDuplicates(list(table.key))
-    # The line-item rule that needs its order's date.
-    order_dates = silver["orders"].select(F.col("o_orderkey").alias("l_orderkey"),
-                                          F.col("o_orderdate").alias("_o_orderdate"))
-    lineitem = silver["lineitem"].join(order_dates, "l_orderkey", "left")
+    # The line-item rules that read its order, and the order's month both live in.
+    orders = tables["orders"]
+    silver["orders"] = silver["orders"].withColumn(
+        "_order_month", F.expr(orders.partition_expr or "NULL"))
+    parents = silver["orders"].select(
+        F.col("o_orderkey").alias("l_orderkey"), "_order_month",
+        F.struct(*[F.col(c) for c in orders.column_names]).alias("parent"))
+    lineitem = silver["lineitem"].join(parents, "l_orderkey", "left")
     silver["lineitem"] = lineitem.where(
-        " AND ".join(f"coalesce({e.condition}, false)" for e in order_rules())
-    ).select(*TABLES["lineitem"].column_names)
+        " AND ".join(f"coalesce({e.condition}, false)" for e in parent_rules("lineitem"))
+    ).select(*tables["lineitem"].column_names, "_order_month")
 
     for name, df in silver.items():
         df.write.mode("overwrite").parquet(str(args.out / "silver" / name))
-    read = {n: spark.read.parquet(str(args.out / "silver" / n)) for n in silver}
-    customer = read["customer"].withColumn("valid_from", F.lit(args.ds).cast("date")) \
-        .withColumn("valid_to", F.lit(None).cast("date"))
-    marts = {
-        "daily_line_summary": daily_line_summary(read["lineitem"]),
-        "revenue_by_nation": revenue_by_nation(read["orders"], read["lineitem"], customer,
-                                               read["nation"]),
-    }
+    for name in silver:
+        spark.read.parquet(str(args.out / "silver" / name)).createOrReplaceTempView(name)
+    # The initial load holds one version of each customer, valid from the drop on.
+    spark.table("customer").withColumn("valid_from", F.lit(args.ds).cast("date")) \
+        .withColumn("valid_to", F.lit(None).cast("date")) \
+        .createOrReplaceTempView("customer_history")
+    marts = {name: spark.sql(mart_sql(catalog, name)) for name in catalog.marts}
     for name, df in marts.items():
         df.write.mode("overwrite").parquet(str(args.out / "gold" / name))
     spark.stop()

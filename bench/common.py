@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from jobs.expectations import Expectation, expectations_for
+from jobs.catalog import Catalog, Expectation, load_catalog
 
 __all__ = [
     "BIN",
@@ -38,12 +38,13 @@ __all__ = [
     "landed_lines",
     "machine",
     "measure",
-    "order_rules",
+    "parent_rules",
     "row_rules",
     "size",
     "spark_jobs",
     "spark_submit",
     "table_files",
+    "tpch",
     "versions",
 ]
 
@@ -196,17 +197,23 @@ def baseline_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def tpch() -> Catalog:
+    """The TPC-H pipeline's tables, as its spec declares them (the benchmark's data)."""
+    return load_catalog("tpch")
+
+
 def row_rules(table: str) -> list[Expectation]:
     """The expectations a baseline applies row by row: ``drop`` and ``fail``, not ``warn``.
 
-    The rules that need the row's order (:func:`order_rules`) are left out.
+    The rules that need the row's parent (:func:`parent_rules`) are left out.
     """
-    return [e for e in expectations_for(table) if not e.needs_order and e.action != "warn"]
+    return [e for e in tpch().expectations(table)
+            if e.scope == "row" and not e.needs_parent and e.action != "warn"]
 
 
-def order_rules() -> list[Expectation]:
-    """The line-item expectations that need the order's date (``_o_orderdate``)."""
-    return [e for e in expectations_for("lineitem") if e.needs_order]
+def parent_rules(table: str) -> list[Expectation]:
+    """A child's expectations that read its parent's columns (``parent.<column>``)."""
+    return [e for e in tpch().expectations(table) if e.scope == "row" and e.needs_parent]
 
 
 def landed_lines(landing: Path, ds: str) -> int:

@@ -78,15 +78,20 @@ class Lake:
         return f"{self.root}/reports"
 
 
-def resolve_locations(lake: str | None, landing: str | None) -> tuple[str, str]:
+def resolve_locations(lake: str | None, landing: str | None,
+                      defaults: tuple[str, str] | None = None) -> tuple[str, str]:
     """Apply the contract's precedence: argument, then environment, then default.
 
     :param lake: ``--lake`` value or ``None``.
     :param landing: ``--landing`` value or ``None``.
+    :param defaults: the pipeline's default ``(lake, landing)`` (its spec's), relative
+        paths below the working directory; ``./data/lake`` and ``./data/landing`` when
+        not given.
     :return: normalized ``(lake_uri, landing_uri)``.
     """
-    lake_uri = lake or os.environ.get("LAKE_URI") or DEFAULT_LAKE
-    landing_uri = landing or os.environ.get("LANDING_URI") or DEFAULT_LANDING
+    default_lake, default_landing = defaults or (DEFAULT_LAKE, DEFAULT_LANDING)
+    lake_uri = lake or os.environ.get("LAKE_URI") or default_lake
+    landing_uri = landing or os.environ.get("LANDING_URI") or default_landing
     return normalize_uri(lake_uri), normalize_uri(landing_uri)
 
 

@@ -1,7 +1,10 @@
 """Command line of every step, identical in every runtime.
 
-    spark-submit jobs/main.py <step> --ds YYYY-MM-DD [--lake URI] [--landing URI] [--force]
+    spark-submit jobs/main.py <step> --ds YYYY-MM-DD [--pipeline NAME] [--lake URI]
+                              [--landing URI] [--force]
     python -m jobs <step> --ds YYYY-MM-DD [...]
+    python -m jobs validate [--pipeline NAME]
+    python -m jobs new-pipeline NAME --from-sample DIR
 
 Exit status: 0 done (also "nothing to do"); 1 failed, worth retrying; 2 bad arguments or
 configuration; 3 data-quality gate failed or input unusable.
@@ -20,14 +23,18 @@ if __package__ in (None, ""):
     # `spark-submit jobs/main.py` runs this file as a script: make `jobs` importable.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jobs.catalog import DEFAULT_PIPELINE
 from jobs.errors import EXIT_OK, EXIT_RETRY, ConfigError, PipelineError
 from jobs.logs import configure_logging
 from jobs.steps import ALL, NAMES
 
-__all__ = ["STEPS", "main", "parse_args"]
+__all__ = ["SPEC_COMMANDS", "STEPS", "main", "parse_args"]
 
 STEPS = (*NAMES, "all")
-USAGE = "jobs <step> --ds YYYY-MM-DD [--lake URI] [--landing URI] [--force]"
+# Commands that are not steps (jobs/spec/cli.py); kept here so parsing needs no import.
+SPEC_COMMANDS = ("validate", "new-pipeline")
+USAGE = ("jobs <step> --ds YYYY-MM-DD [--pipeline NAME] [--lake URI] [--landing URI] "
+         "[--force]")
 log = logging.getLogger("jobs")
 
 
@@ -60,12 +67,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parse the contract's arguments.
 
     :param argv: arguments without the program name.
-    :return: ``step``, ``ds``, ``lake``, ``landing``, ``force``.
+    :return: ``step``, ``ds``, ``pipeline``, ``lake``, ``landing``, ``force``.
     :raises ConfigError: with a one-line usage message.
     """
     parser = _Parser(prog="jobs", usage=USAGE, add_help=True)
     parser.add_argument("step", choices=STEPS)
     parser.add_argument("--ds", required=True, type=_date)
+    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE)
     parser.add_argument("--lake", default=None)
     parser.add_argument("--landing", default=None)
     parser.add_argument("--force", action="store_true")
@@ -87,19 +95,25 @@ def _steps() -> dict[str, Callable[..., object]]:
 
 def run_step(args: argparse.Namespace) -> None:
     """Build the session and context, then run the step (``all``: four steps in order)."""
+    from jobs.catalog import load_catalog
     from jobs.fault import arm, enter_step, maybe_fail
     from jobs.lake import Lake, resolve_locations
     from jobs.spark import get_session, tune_for_drop
     from jobs.steps.common import StepContext
 
-    lake_uri, landing_uri = resolve_locations(args.lake, args.landing)
+    # A bad spec is exit 2 before any Spark starts.
+    catalog = load_catalog(args.pipeline)
+    assert catalog.pipeline is not None
+    lake_uri, landing_uri = resolve_locations(
+        args.lake, args.landing,
+        (catalog.pipeline.default_lake(), catalog.pipeline.default_landing()))
     arm(lake_uri)
-    spark = get_session(f"tpch-{args.step}-{args.ds}")
+    spark = get_session(f"{args.pipeline}-{args.step}-{args.ds}")
     small = tune_for_drop(spark, landing_uri, str(args.ds))
     if small is not None:
         log.info("%s %s: small drop (%d bytes): interpreted execution", args.step, args.ds,
                  small)
-    ctx = StepContext(spark, Lake(lake_uri), landing_uri, args.ds, args.force)
+    ctx = StepContext(spark, Lake(lake_uri), landing_uri, args.ds, args.force, catalog)
     steps = _steps()
     names = ALL if args.step == "all" else (args.step,)
     for name in names:
@@ -117,8 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     :return: the exit status.
     """
     configure_logging()
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
+        if arguments and arguments[0] in SPEC_COMMANDS:
+            # validate / new-pipeline are not Spark steps: their own arguments and output.
+            from jobs.spec.cli import run_command
+
+            return run_command(arguments)
+        args = parse_args(arguments)
         run_step(args)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)

@@ -1,63 +1,47 @@
-"""Definitions of the lake's tables that the steps create: bronze, silver, quarantine, gold.
+"""Spark schemas of the lake's tables: bronze, silver, quarantine and the internal tables.
 
-The TPC-H tables themselves (columns, keys, partitioning) are in :mod:`jobs.tpch`; this
-module derives the lake's layers from them and defines the tables that are not TPC-H
-ones: the internal silver tables and the gold marts. The steps import these definitions,
-never the reverse, so :mod:`jobs.sql` can build its catalogue of names from them.
+The tables themselves (columns, keys, partitioning, relations) come from a pipeline's spec
+through :mod:`jobs.catalog`; this module turns a catalogue table into the schema of each
+layer it lives in. The steps import these definitions, never the reverse.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobs.tpch import MONEY, ORDERS_DELETE, TABLE_NAMES, Table
+from jobs.catalog import LINEAGE_COLUMNS, Table
+from jobs.spec.schema import spark_type
 
 if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 __all__ = [
-    "BRONZE_TABLES",
-    "CDF_TABLES",
-    "CUSTOMER_SNAPSHOTS",
-    "GOLD_TABLES",
-    "TOMBSTONES",
-    "gold_schema",
+    "SCD2_COLUMNS",
     "quarantine_schema",
     "silver_columns",
     "silver_schema",
     "tombstone_schema",
 ]
 
-# One bronze (and quarantine) table per landing folder, RF2 deletions included.
-BRONZE_TABLES = (*TABLE_NAMES, ORDERS_DELETE.name)
-GOLD_TABLES = ("daily_line_summary", "revenue_by_nation")
-# Gold finds the dates a run touched from these tables' change data feed.
-CDF_TABLES = ("orders", "lineitem", "customer", "nation")
-TOMBSTONES = "_order_tombstones"
-# Every customer snapshot row ever observed (key, _ds): SCD2 history is rebuilt from it.
-CUSTOMER_SNAPSHOTS = "_customer_snapshots"
+SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
 
 
 def silver_columns(table: Table, scd2: bool = True) -> list[str]:
     """Column names of a silver table, in order (``scd2=False``: without SCD2 columns)."""
     cols = table.column_names
-    if table.name == "customer" and scd2:
-        cols += ["valid_from", "valid_to", "is_current"]
-    cols += ["_ds", "_source_file", "_line_number", "_row_hash"]
+    if table.history == "scd2" and scd2:
+        cols += list(SCD2_COLUMNS)
+    cols += [*LINEAGE_COLUMNS, "_row_hash"]
     cols += list(table.partition_by)
     return cols
 
 
 def silver_schema(table: Table, scd2: bool = True) -> StructType:
-    """Spark schema of a silver table: TPC-H columns, SCD2 columns, lineage."""
+    """Spark schema of a silver table: declared columns, SCD2 columns, lineage, partition."""
     from pyspark.sql import types as T
 
-    types = {
-        "bigint": T.LongType(), "int": T.IntegerType(), "date": T.DateType(),
-        "string": T.StringType(), MONEY: T.DecimalType(15, 2),
-    }
-    fields = [T.StructField(c.name, types[c.type], True) for c in table.columns]
-    if table.name == "customer" and scd2:
+    fields = [T.StructField(c.name, spark_type(c.type), True) for c in table.columns]
+    if table.history == "scd2" and scd2:
         fields += [
             T.StructField("valid_from", T.DateType(), False),
             T.StructField("valid_to", T.DateType(), True),
@@ -69,7 +53,8 @@ def silver_schema(table: Table, scd2: bool = True) -> StructType:
         T.StructField("_line_number", T.LongType(), True),
         T.StructField("_row_hash", T.LongType(), False),
     ]
-    fields += [T.StructField(c, T.DateType(), False) for c in table.partition_by]
+    fields += [T.StructField(c, spark_type(table.partition_type), False)
+               for c in table.partition_by]
     return T.StructType(fields)
 
 
@@ -86,39 +71,15 @@ def quarantine_schema() -> StructType:
     ])
 
 
-def tombstone_schema() -> StructType:
-    """Spark schema of ``silver/_order_tombstones`` (RF2 deletions, newest ``_ds`` kept)."""
+def tombstone_schema(table: Table) -> StructType:
+    """Spark schema of a source's tombstones: its key, the newest deleting ``_ds``, lineage."""
     from pyspark.sql import types as T
 
+    by_name = {c.name: c for c in table.columns}
     return T.StructType([
-        T.StructField("o_orderkey", T.LongType(), False),
+        *[T.StructField(k, spark_type(by_name[k].type), False) for k in table.key],
         T.StructField("_ds", T.DateType(), False),
         T.StructField("_source_file", T.StringType(), True),
         T.StructField("_line_number", T.LongType(), True),
         T.StructField("_row_hash", T.LongType(), False),
-    ])
-
-
-def gold_schema(name: str) -> StructType:
-    """Spark schema of ``gold/<name>``, one of :data:`GOLD_TABLES`."""
-    from pyspark.sql import types as T
-
-    d = T.DecimalType
-    if name == "daily_line_summary":
-        return T.StructType([
-            T.StructField("ship_date", T.DateType()),
-            T.StructField("l_returnflag", T.StringType()),
-            T.StructField("l_linestatus", T.StringType()),
-            T.StructField("sum_qty", d(38, 2)),
-            T.StructField("sum_base_price", d(38, 2)),
-            T.StructField("sum_disc_price", d(38, 4)),
-            T.StructField("sum_charge", d(38, 6)),
-            T.StructField("sum_discount", d(38, 2)),
-            T.StructField("count_order", T.LongType()),
-        ])
-    return T.StructType([
-        T.StructField("order_date", T.DateType()),
-        T.StructField("n_name", T.StringType()),
-        T.StructField("revenue", d(38, 4)),
-        T.StructField("order_count", T.LongType()),
     ])

@@ -23,19 +23,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import cache
 
 from jobs.errors import ConfigError
-from jobs.schemas import (
-    CUSTOMER_SNAPSHOTS,
-    GOLD_TABLES,
-    TOMBSTONES,
-    gold_schema,
-    quarantine_schema,
-    silver_columns,
-    tombstone_schema,
-)
-from jobs.tpch import ORDERS_DELETE, TABLES
 
 __all__ = ["IDENTIFIER_PATTERN", "catalogue", "identifier", "sql_in", "sql_literal"]
 
@@ -45,21 +36,37 @@ IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 @cache
 def catalogue() -> frozenset[str]:
-    """Every name the pipeline's SQL text may use: tables, temporary views, columns.
+    """Every name the pipelines' SQL text may use: tables, temporary views, columns.
 
-    Built from the definitions the tables are created from (:mod:`jobs.tpch` and
-    :mod:`jobs.schemas`), so a new table or column is known as soon as it exists.
+    Built from the specs of every pipeline in ``pipelines/`` (through :mod:`jobs.catalog`)
+    and the engine's own tables, so a new table or column is known as soon as a spec
+    declares it.
 
-    :return: TPC-H tables and columns (``orders_delete`` included), the silver tables'
-        SCD2 and lineage columns, the internal silver tables, quarantine and gold tables
-        and columns, and the quality step's views ``silver_<table>`` / ``gold_<table>``.
+    :return: each pipeline's sources, delete feeds and marts with their columns, grain and
+        refresh columns, the silver tables' SCD2, lineage and partition columns, the
+        internal silver tables (tombstones, snapshots), ``<scd2 source>_history`` views,
+        and quarantine's columns.
     """
-    names = {*TABLES, ORDERS_DELETE.name, TOMBSTONES, CUSTOMER_SNAPSHOTS, *GOLD_TABLES}
-    names |= {f"silver_{t}" for t in TABLES} | {f"gold_{t}" for t in GOLD_TABLES}
-    for table in (*TABLES.values(), ORDERS_DELETE):
-        names.update(silver_columns(table))
-    for schema in (quarantine_schema(), tombstone_schema(), *map(gold_schema, GOLD_TABLES)):
-        names.update(schema.names)
+    from jobs.catalog import Catalog, snapshots_table, tombstones_table
+    from jobs.schemas import SCD2_COLUMNS, quarantine_schema, silver_columns, tombstone_schema
+    from jobs.spec.load import list_pipelines, load_pipeline
+
+    names: set[str] = {*SCD2_COLUMNS, *quarantine_schema().names, "changes", "_change_type"}
+    for pipeline in list_pipelines():
+        catalog = Catalog.from_pipeline(load_pipeline(pipeline))
+        for table in (*catalog.tables.values(), *catalog.delete_feeds.values()):
+            names.add(table.name)
+            names.update(silver_columns(table))
+            if table.deletes:
+                names.add(tombstones_table(table.name))
+                names.update(tombstone_schema(table).names)
+            if table.history == "scd2":
+                names |= {snapshots_table(table.name), f"{table.name}_history"}
+        for mart_name, mart in catalog.marts.items():
+            names.add(mart_name)
+            names.update(mart.grain)
+            if mart.refresh is not None:
+                names.add(mart.refresh.column)
     return frozenset(names)
 
 
@@ -85,16 +92,28 @@ def identifier(name: str, *, known: bool = True) -> str:
     return name
 
 
-def sql_literal(value: int | str | dt.date) -> str:
+def sql_literal(value: int | str | dt.date | dt.datetime | float | Decimal) -> str:
     """Render one value as a Spark SQL literal.
 
-    :param value: an int, a date or a string (strings are quoted and escaped).
-    :return: e.g. ``42``, ``DATE'1998-08-01'`` or ``'O\\'Brien'``.
-    :raises TypeError: for any other type (``bool`` and ``datetime`` included, which
-        would otherwise pass as an int or a date).
+    :param value: an int, a float, a decimal, a date, a timestamp (naive, in the session's
+        time zone, as Spark returns them) or a string (quoted and escaped).
+    :return: e.g. ``42``, ``DATE'1998-08-01'``, ``TIMESTAMP'2013-01-01 05:00:00'`` or
+        ``'O\\'Brien'``.
+    :raises TypeError: for any other type (``bool`` included, which would otherwise pass
+        as an int).
     """
-    if isinstance(value, bool) or isinstance(value, dt.datetime):
+    if isinstance(value, bool):
         raise TypeError(f"unsupported literal {value!r}")
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            raise TypeError(f"unsupported literal {value!r}: an aware timestamp")
+        return f"TIMESTAMP'{value.isoformat(sep=' ')}'"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TypeError(f"unsupported literal {value!r}")
+        return f"CAST({value!r} AS DOUBLE)"
+    if isinstance(value, Decimal):
+        return f"{value}BD"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, dt.date):
@@ -105,7 +124,7 @@ def sql_literal(value: int | str | dt.date) -> str:
     raise TypeError(f"unsupported literal {value!r}")
 
 
-def sql_in(values: Sequence[int | str | dt.date]) -> str:
+def sql_in(values: Sequence[int | str | dt.date | dt.datetime | float | Decimal]) -> str:
     """Render values as a SQL ``IN`` list of literals (ints, dates or strings).
 
     :param values: the literals; strings and dates are quoted.

@@ -5,21 +5,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobs.delta_io import is_delta_table
-from jobs.schemas import BRONZE_TABLES, GOLD_TABLES
-from jobs.tpch import TABLE_NAMES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from jobs.catalog import Catalog
     from jobs.lake import Lake
 
 __all__ = ["layer_counts", "quarantine_by_reason", "render_summary"]
 
 
-def layer_counts(spark: SparkSession, lake: Lake) -> dict[str, dict[str, int]]:
-    """Row counts per layer and table (silver ``customer``: all SCD2 versions)."""
-    layers = {"bronze": BRONZE_TABLES, "silver": TABLE_NAMES, "quarantine": BRONZE_TABLES,
-              "gold": GOLD_TABLES}
+def layer_counts(spark: SparkSession, lake: Lake,
+                 catalog: Catalog) -> dict[str, dict[str, int]]:
+    """Row counts per layer and table (an SCD2 table: all its versions)."""
+    layers = {"bronze": catalog.bronze_tables, "silver": tuple(catalog.tables),
+              "quarantine": catalog.bronze_tables, "gold": tuple(catalog.marts)}
     out: dict[str, dict[str, int]] = {}
     for layer, names in layers.items():
         for name in names:
@@ -29,12 +29,13 @@ def layer_counts(spark: SparkSession, lake: Lake) -> dict[str, dict[str, int]]:
     return out
 
 
-def quarantine_by_reason(spark: SparkSession, lake: Lake) -> list[tuple[str, str, int]]:
+def quarantine_by_reason(spark: SparkSession, lake: Lake,
+                         catalog: Catalog) -> list[tuple[str, str, int]]:
     """``(table, reason, rows)`` over every quarantine table, most frequent first."""
     from pyspark.sql import functions as F
 
     rows: list[tuple[str, str, int]] = []
-    for name in BRONZE_TABLES:
+    for name in catalog.bronze_tables:
         uri = lake.table("quarantine", name)
         if not is_delta_table(spark, uri):
             continue
@@ -45,17 +46,17 @@ def quarantine_by_reason(spark: SparkSession, lake: Lake) -> list[tuple[str, str
     return sorted(rows, key=lambda t: (-t[2], t[0], t[1]))
 
 
-def render_summary(spark: SparkSession, lake: Lake) -> str:
-    """Render the summary as text."""
+def render_summary(spark: SparkSession, lake: Lake, catalog: Catalog) -> str:
+    """Render the summary of one pipeline's lake as text."""
     from pyspark.sql import functions as F
 
-    lines = [f"Lake: {lake.root}", "", "Rows per layer:"]
-    counts = layer_counts(spark, lake)
+    lines = [f"Pipeline: {catalog.name}", f"Lake: {lake.root}", "", "Rows per layer:"]
+    counts = layer_counts(spark, lake, catalog)
     for layer, tables in counts.items():
         cells = ", ".join(f"{t}={n:,}" for t, n in tables.items())
         lines.append(f"  {layer:<10} {cells}")
     lines += ["", "Quarantined rows by reason:"]
-    reasons = quarantine_by_reason(spark, lake)
+    reasons = quarantine_by_reason(spark, lake, catalog)
     lines += [f"  {t:<14} {reason:<34} {n:>6}" for t, reason, n in reasons] or ["  (none)"]
     dq_uri = lake.table("ops", "dq_results")
     lines += ["", "Quality results (all runs):"]

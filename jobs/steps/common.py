@@ -8,9 +8,10 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from jobs.catalog import Catalog, load_catalog
 from jobs.lake import Lake
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class StepContext:
     :param landing: landing zone root URI.
     :param ds: the run date (from ``--ds``, never from the clock).
     :param force: reprocess even when the input is unchanged.
+    :param catalog: the pipeline's tables (default: the default pipeline's spec).
     """
 
     spark: SparkSession
@@ -37,6 +39,7 @@ class StepContext:
     landing: str
     ds: dt.date
     force: bool = False
+    catalog: Catalog = field(default_factory=load_catalog)
 
     @property
     def ds_str(self) -> str:

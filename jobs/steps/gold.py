@@ -1,125 +1,109 @@
-"""Step ``gold``: recompute the marts for exactly the dates that silver changes touched.
+"""Step ``gold``: recompute each mart for exactly the grain rows that silver changes touched.
 
-Gold keeps a watermark per silver table (the last version it has consumed, stored in its
-``ops/runs`` row). A run reads silver's change data feed after the watermark and derives:
+A mart is the spec's SQL over the silver views (:func:`register_silver_views`: every source
+under its own name, an SCD2 source's current rows, and ``<source>_history`` with all its
+versions). Gold keeps a watermark per silver table (the last version it has consumed,
+stored in its ``ops/runs`` row). A run reads the change data feed of each table a mart's
+``refresh`` names, after the watermark, into the view ``changes`` and runs that table's
+refresh query: the values of the mart's refresh column (a grain column) that the changes
+touch. The mart's query, bounded to those values, replaces them with one ``replaceWhere``
+per mart, which also removes a grain value whose rows all disappeared. A refresh of
+``all``, a mart without a refresh, the first run and ``--force`` recompute the whole mart.
 
-* ship dates of every inserted, updated (old and new image) and deleted line item, for
-  ``daily_line_summary``;
-* order dates of changed orders, of the orders of changed line items, and of every order
-  of a customer whose SCD2 history changed, for ``revenue_by_nation`` (a nation change
-  recomputes every date).
-
-Those dates are recomputed from silver and written with one ``replaceWhere`` per mart,
-which also removes a date whose rows all disappeared. Re-running with no new silver
-versions changes nothing; ``--force`` recomputes every date, with the same result.
+Re-running with no new silver versions changes nothing; ``--force`` recomputes every
+mart, with the same result.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from jobs.catalog import Catalog
 from jobs.delta_io import ensure_table, latest_version, replace_where
 from jobs.ledger import Run, last_success, start_run
-from jobs.schemas import CDF_TABLES, GOLD_TABLES, gold_schema
-from jobs.sql import sql_in
+from jobs.sql import identifier, sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
-from jobs.transforms.gold import daily_line_summary, revenue_by_nation
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
-__all__ = ["run"]
+__all__ = ["ALL", "mart_sql", "register_silver_views", "run", "touched_values"]
+
+ALL = "all"
+
+
+def mart_sql(catalog: Catalog, name: str) -> str:
+    """The text of a mart's query (from its file in the pipeline's folder)."""
+    from jobs.spec.load import read_mart_sql
+
+    assert catalog.pipeline is not None
+    return read_mart_sql(catalog.pipeline, name)
+
+
+def register_silver_views(spark: SparkSession, ctx: StepContext,
+                          versions: dict[str, int] | None = None) -> list[str]:
+    """Register every silver table the lake has as a temporary view under its source name.
+
+    An SCD2 source is registered twice: ``<name>`` holds its current rows (what a query
+    over "the table" means) and ``<name>_history`` every version.
+
+    :param versions: read these versions (the run's snapshot of silver), else the latest.
+    :return: the sources that have no silver table yet.
+    """
+    from pyspark.sql import functions as F
+
+    missing = []
+    for name, table in ctx.catalog.tables.items():
+        uri = ctx.lake.table("silver", name)
+        version = (versions or {}).get(name, latest_version(spark, uri))
+        if version is None:
+            missing.append(name)
+            continue
+        df = spark.read.format("delta").option("versionAsOf", version).load(uri)
+        if table.history == "scd2":
+            df.createOrReplaceTempView(identifier(f"{name}_history"))
+            df = df.where(F.col("is_current"))
+        df.createOrReplaceTempView(identifier(name))
+    return missing
 
 
 def _changes(spark: SparkSession, uri: str, start: int, end: int) -> DataFrame:
     return (
         spark.read.format("delta").option("readChangeFeed", "true")
         .option("startingVersion", start).option("endingVersion", end).load(uri)
+        .drop("_commit_version", "_commit_timestamp")
     )
 
 
-def _distinct(df: DataFrame, column: str) -> set[dt.date]:
-    return {r[0] for r in df.select(column).distinct().collect() if r[0] is not None}
+def touched_values(spark: SparkSession, ctx: StepContext, mart: str,
+                   since: dict[str, int], now: dict[str, int]) -> set[Any] | None:
+    """The refresh-column values of a mart that silver changes since ``since`` touch.
 
+    Each changed table the mart's refresh names contributes the values its query returns
+    over the view ``changes`` (that table's changed rows, pre- and post-images); its
+    other silver views are the current silver tables.
 
-Touched = tuple[set[dt.date], set[dt.date], bool]
-
-
-def _lineitem_touched(li: DataFrame, orders_now: DataFrame) -> Touched:
-    """Ship dates of changed line items, and the order dates of their orders."""
-    from pyspark.sql import functions as F
-
-    li = li.select("l_orderkey", "l_shipdate", "_order_month").cache()
-    try:
-        ship = _distinct(li, "l_shipdate")
-        months = sorted(_distinct(li, "_order_month"))
-        order: set[dt.date] = set()
-        if months:
-            order = _distinct(
-                orders_now.where(F.expr(f"_order_month IN {sql_in(months)}"))
-                .join(li.select(F.col("l_orderkey").alias("o_orderkey")).distinct(), "o_orderkey",
-                      "left_semi"),
-                "o_orderdate",
-            )
-    finally:
-        li.unpersist()
-    return ship, order, False
-
-
-def _orders_touched(o: DataFrame) -> Touched:
-    """Order dates of changed orders."""
-    return set(), _distinct(o, "o_orderdate"), False
-
-
-def _nation_touched(n: DataFrame) -> Touched:
-    """A nation change (its name) recomputes every order date."""
-    return set(), set(), n.limit(1).count() > 0
-
-
-def _customer_touched(c: DataFrame, orders_now: DataFrame) -> Touched:
-    """Order dates of every order of a customer whose history changed."""
-    keys = c.select("c_custkey").distinct().withColumnRenamed("c_custkey", "o_custkey")
-    return set(), _distinct(orders_now.join(keys, "o_custkey", "left_semi"), "o_orderdate"), False
-
-
-def touched_dates(
-    spark: SparkSession, silver: dict[str, str], since: dict[str, int], now: dict[str, int]
-) -> Touched:
-    """Dates touched by silver changes between two sets of versions.
-
-    The change feeds of the tables are independent, so they are read side by side.
-
-    :param spark: active session.
-    :param silver: table name -> silver URI.
-    :param since: table name -> last version already consumed.
-    :param now: table name -> current version.
-    :return: ship dates, order dates, and whether every order date must be recomputed.
+    :return: the values, or ``None`` when the whole mart must be recomputed.
     """
-
-    def changed(name: str) -> DataFrame | None:
-        if name not in now or since.get(name, -1) >= now[name]:
+    spec = ctx.catalog.marts[mart]
+    if spec.refresh is None:
+        return None
+    values: set[Any] = set()
+    for table, query in spec.refresh.when.items():
+        if table not in now or since.get(table, -1) >= now[table]:
+            continue
+        if query.strip().lower() == ALL:
             return None
-        return _changes(spark, silver[name], since.get(name, -1) + 1, now[name])
-
-    orders_now = spark.read.format("delta").load(silver["orders"])
-    tasks: dict[str, Callable[[], Touched]] = {}
-    if (li := changed("lineitem")) is not None:
-        tasks["lineitem"] = partial(_lineitem_touched, li, orders_now)
-    if (o := changed("orders")) is not None:
-        tasks["orders"] = partial(_orders_touched, o)
-    if (c := changed("customer")) is not None:
-        tasks["customer"] = partial(_customer_touched, c, orders_now)
-    if (n := changed("nation")) is not None:
-        tasks["nation"] = partial(_nation_touched, n)
-    parts = list(run_parallel(tasks).values())
-    return (
-        set().union(*(p[0] for p in parts)),
-        set().union(*(p[1] for p in parts)),
-        any(p[2] for p in parts),
-    )
+        uri = ctx.lake.table("silver", table)
+        changed = _changes(spark, uri, since.get(table, -1) + 1, now[table])
+        changed.createOrReplaceTempView("changes")
+        rows = spark.sql(query).distinct().collect()
+        values |= {r[0] for r in rows if r[0] is not None}
+    return values
 
 
 def _new_rows(metrics: dict[str, int]) -> int:
@@ -127,95 +111,96 @@ def _new_rows(metrics: dict[str, int]) -> int:
     return metrics.get("numOutputRows", 0) - metrics.get("numCopiedRows", 0)
 
 
-def _summary(lineitem: DataFrame, ship: set[dt.date] | None) -> tuple[DataFrame, str]:
-    """``daily_line_summary`` rows for some ship dates (``None``: all) and their predicate."""
-    from pyspark.sql import functions as F
-
-    if ship is None:
-        return daily_line_summary(lineitem), "true"
-    dates = sorted(ship)
-    return (daily_line_summary(lineitem.where(F.col("l_shipdate").isin(dates))),
-            f"ship_date IN {sql_in(dates)}")
-
-
-def _revenue(read: dict[str, DataFrame], order: set[dt.date] | None) -> tuple[DataFrame, str]:
-    """``revenue_by_nation`` rows for some order dates (``None``: all) and their predicate."""
-    from pyspark.sql import functions as F
-
-    orders, lineitem = read["orders"], read["lineitem"]
-    predicate = "true"
-    if order is not None:
-        dates = sorted(order)
-        months = sorted({d.replace(day=1) for d in dates})
-        month_filter = F.expr(f"_order_month IN {sql_in(months)}")
-        orders = orders.where(month_filter & F.col("o_orderdate").isin(dates))
-        lineitem = lineitem.where(month_filter)
-        predicate = f"order_date IN {sql_in(dates)}"
-    return revenue_by_nation(orders, lineitem, read["customer"], read["nation"]), predicate
-
-
 def _publish(spark: SparkSession, run_: Run, name: str, uri: str, df: DataFrame,
-             predicate: str) -> None:
+             predicate: str, schema: StructType) -> None:
     """Replace the rows of one mart that match ``predicate`` and record the write."""
-    result = replace_where(spark, uri, df.select(*gold_schema(name).names), predicate)
+    result = replace_where(spark, uri, df.select(*schema.names), predicate)
     run_.wrote(name, result.version)
     run_.count("written", name, _new_rows(result.metrics))
 
 
 def run(ctx: StepContext) -> bool:
-    """Recompute gold for the dates touched since the last gold run.
+    """Recompute gold for the grain rows touched since the last gold run.
 
     :param ctx: step context.
     :return: ``False`` when silver has not changed since (nothing to do).
     """
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
     spark = ctx.spark
-    silver = {name: ctx.lake.table("silver", name) for name in CDF_TABLES}
-    now = {name: v for name, uri in silver.items() if (v := latest_version(spark, uri)) is not None}
-    if "lineitem" not in now or "orders" not in now:
-        log.info("gold %s: silver has no orders or line items yet, nothing to do", ctx.ds)
+    catalog = ctx.catalog
+    if not catalog.marts:
+        log.info("gold %s: pipeline %s has no marts, nothing to do", ctx.ds, catalog.name)
+        return False
+    now = {name: v for name in catalog.tables
+           if (v := latest_version(spark, ctx.lake.table("silver", name))) is not None}
+    if not now:
+        log.info("gold %s: silver is empty, nothing to do", ctx.ds)
         return False
     previous = last_success(spark, ctx.lake, "gold")
     since: dict[str, int] = {}
     if previous is not None and not ctx.force:
-        import json
-
         since = {k: int(v) for k, v in json.loads(previous["details"])["watermarks"].items()}
     if since == now:
         log.info("gold %s: silver unchanged since run %s, nothing to do", ctx.ds,
                  previous["run_id"] if previous else None)
         return False
-    full = not since
-    if full:
-        ship, order, everything = set[dt.date](), set[dt.date](), True
-    else:
-        ship, order, everything = touched_dates(spark, silver, since, now)
-        if not (ship or order or everything):
-            # New versions without data changes (OPTIMIZE, VACUUM): nothing to recompute.
-            log.info("gold %s: no silver data changed since run %s, nothing to do", ctx.ds,
-                     previous["run_id"] if previous else None)
-            return False
+    missing = register_silver_views(spark, ctx, now)
+    plans: dict[str, set[Any] | None] = {}
+    for name in catalog.marts:
+        if since:
+            touched = touched_values(spark, ctx, name, since, now)
+            changed_any = any(since.get(t, -1) < v for t, v in now.items())
+            if touched is None and not changed_any:
+                continue
+            if touched is not None and not touched:
+                continue
+            plans[name] = touched
+        else:
+            plans[name] = None
+    if not plans:
+        # New versions without data changes (OPTIMIZE, VACUUM): nothing to recompute.
+        log.info("gold %s: no silver data changed since run %s, nothing to do", ctx.ds,
+                 previous["run_id"] if previous else None)
+        return False
     run_ = start_run(spark, ctx.lake, "gold", ctx.ds, fingerprint(now))
-    gold = {name: ctx.lake.table("gold", name) for name in GOLD_TABLES}
+    gold = {name: ctx.lake.table("gold", name) for name in catalog.marts}
+    queries = {name: mart_sql(catalog, name) for name in catalog.marts}
+    schemas: dict[str, StructType] = {}
     for name, uri in gold.items():
-        ensure_table(spark, uri, gold_schema(name))
+        if missing and latest_version(spark, uri) is None:
+            # A mart over a table that does not exist yet cannot be analysed; it is
+            # created by the first run that has every table it reads.
+            try:
+                schemas[name] = spark.sql(queries[name]).schema
+            except AnalysisException:
+                plans.pop(name, None)
+                continue
+        else:
+            schemas[name] = spark.sql(queries[name]).schema
+        ensure_table(spark, uri, schemas[name])
     run_.details["pre_versions"] = {name: latest_version(spark, uri) for name, uri in gold.items()}
     run_.details["watermarks"] = now
-    read = {n: spark.read.format("delta").load(u) for n, u in silver.items() if n in now}
     details: dict[str, Any] = run_.details
 
-    marts: dict[str, tuple[DataFrame, str]] = {}
-    if full or ship:
-        marts["daily_line_summary"] = _summary(read["lineitem"], None if full else ship)
-    details["ship_dates"] = len(ship) if not full else "all"
-    if "customer" in read and "nation" in read and (everything or order):
-        marts["revenue_by_nation"] = _revenue(read, None if everything else order)
-    details["order_dates"] = "all" if everything else len(order)
+    work: dict[str, Callable[[], None]] = {}
+    for name, values in plans.items():
+        df = spark.sql(queries[name])
+        refresh = catalog.marts[name].refresh
+        if values is None or refresh is None:
+            predicate = "true"
+            details.setdefault("recomputed", {})[name] = ALL
+        else:
+            ordered = sorted(values)
+            column = identifier(refresh.column)
+            df = df.where(F.col(column).isin(ordered))
+            predicate = f"{column} IN {sql_in(ordered)}"
+            details.setdefault("recomputed", {})[name] = len(ordered)
+        work[name] = partial(_publish, spark, run_, name, gold[name], df, predicate,
+                             schemas[name])
     # The marts are separate tables: their replaceWhere writes run side by side.
-    run_parallel({
-        name: partial(_publish, spark, run_, name, gold[name], df, predicate)
-        for name, (df, predicate) in marts.items()
-    })
+    run_parallel(work)
     run_.write("succeeded")
-    log.info("gold %s: ship dates %s, order dates %s", ctx.ds, details["ship_dates"],
-             details["order_dates"])
+    log.info("gold %s: recomputed %s", ctx.ds, details.get("recomputed"))
     return True

@@ -10,31 +10,37 @@ position inside the split.
 
 from __future__ import annotations
 
+import re
+from fnmatch import fnmatchcase
 from functools import partial
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from jobs.delta_io import replace_where
 from jobs.errors import DropNotReadyError, InputUnusableError
 from jobs.lake import LandedFile, drop_uri, exists, list_files
 from jobs.ledger import last_success, start_run
-from jobs.schemas import BRONZE_TABLES
 from jobs.sql import sql_literal
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["landed_files", "read_lines", "run"]
+    from jobs.catalog import Table
+
+__all__ = ["check_header", "landed_files", "read_lines", "run"]
 
 
 def landed_files(ctx: StepContext) -> dict[str, list[LandedFile]]:
     """List a complete drop's data files by table.
 
     :param ctx: step context.
-    :return: table name -> its ``.tbl`` files (tables absent from the drop are omitted).
+    :return: table name -> its data files (tables absent from the drop are omitted).
     :raises DropNotReadyError: when the drop has no ``_SUCCESS`` marker.
-    :raises InputUnusableError: for a file outside the contract's layout.
+    :raises InputUnusableError: for a file outside the pipeline's layout.
     """
+    catalog = ctx.catalog
+    folders = catalog.folders
     root = drop_uri(ctx.landing, ctx.ds_str)
     if not exists(ctx.spark, f"{root}/_SUCCESS"):
         raise DropNotReadyError(f"{root}: drop is not complete (no _SUCCESS marker yet)")
@@ -44,31 +50,116 @@ def landed_files(ctx: StepContext) -> dict[str, list[LandedFile]]:
         name = parts[-1]
         if name.startswith((".", "_")):
             continue  # markers, checksums and hidden files are not data
-        if len(parts) != 2 or parts[0] not in BRONZE_TABLES:
+        if len(parts) != 2 or parts[0] not in folders:
             raise InputUnusableError(
-                f"{f.uri}: unexpected file in the drop (expected <table>/<name>.tbl with a "
-                f"table in {', '.join(BRONZE_TABLES)})"
+                f"{f.uri}: unexpected file in the drop (expected <folder>/<file> with a "
+                f"folder in {', '.join(folders)})"
             )
-        if not name.endswith(".tbl"):
-            raise InputUnusableError(f"{f.uri}: not a .tbl file")
-        by_table.setdefault(parts[0], []).append(f)
+        table = catalog.table(folders[parts[0]])
+        if not fnmatchcase(name, table.files):
+            raise InputUnusableError(
+                f"{f.uri}: file name does not match {table.files!r}, the files of "
+                f"{table.name}")
+        by_table.setdefault(table.name, []).append(f)
     return by_table
 
 
+def check_header(table: Table, uri: str, header: str | None) -> None:
+    """Refuse a file whose header line does not name the table's columns in order.
+
+    :param table: the table the file belongs to (its format has ``header: true``).
+    :param uri: the file.
+    :param header: its first line (``None``: the file is empty).
+    :raises InputUnusableError: naming the file, line 1 and the difference.
+    """
+    fmt = table.file_format
+    assert fmt is not None
+    expected = [c.source or c.name for c in table.columns]
+    if header is None:
+        raise InputUnusableError(f"{uri}: empty file, expected a header line naming "
+                                 f"{', '.join(expected)}")
+    names = header.split(fmt.separator)
+    if fmt.trailing_separator and names and names[-1] == "":
+        names = names[:-1]
+    quote = re.escape(fmt.quote) if fmt.quote else ""
+    found = [re.sub(f"^{quote}|{quote}$", "", n.strip()) if quote else n.strip()
+             for n in names]
+    if found != expected:
+        missing = [n for n in expected if n not in found]
+        extra = [n for n in found if n not in expected]
+        detail = (f"missing {', '.join(missing)}; " if missing else "") + (
+            f"unexpected {', '.join(extra)}; " if extra else "")
+        raise InputUnusableError(
+            f"{uri} line 1: header does not match the declared columns ({detail or ''}"
+            f"expected {fmt.separator.join(expected)})")
+
+
+def _location(uri: str) -> tuple[str, str]:
+    """A file's bucket and path, however its URI spells them (``file:/``, ``%20``)."""
+    parts = urlsplit(uri)
+    return parts.netloc, unquote(parts.path).rstrip("/")
+
+
+def read_records(
+    spark: SparkSession, files: list[LandedFile], ds: str, table: Table
+) -> tuple[DataFrame, int]:
+    """Read Parquet files as one JSON line per record, numbered from 1 in file order.
+
+    Bronze keeps every record as received, in the one shape every format shares: a line
+    of text. Each file is read with its own schema (a file missing a declared column is
+    unusable, named with the column); the values are typed in silver like JSON lines.
+
+    :raises InputUnusableError: for a file that is not Parquet or lacks a declared column.
+    """
+    from pyspark.sql import functions as F
+
+    expected = [c.source or c.name for c in table.columns]
+    frames = []
+    for f in files:
+        try:
+            df = spark.read.parquet(f.uri)
+            names = df.schema.names
+        except Exception as exc:
+            cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputUnusableError(f"{f.uri}: not a readable Parquet file ({cause})") from None
+        missing = [n for n in expected if n not in names]
+        if missing:
+            raise InputUnusableError(
+                f"{f.uri}: Parquet schema lacks {', '.join(missing)} (has {', '.join(names)})")
+        frames.append(df.select(
+            F.to_json(F.struct(*[F.col(n) for n in names])).alias("value"),
+            F.lit(ds).cast("date").alias("_ds"),
+            F.col("_metadata.file_path").alias("_source_file"),
+            (F.col("_metadata.row_index") + 1).cast("bigint").alias("_line_number"),
+            F.current_timestamp().alias("_ingested_at"),
+        ))
+    union = frames[0]
+    for frame in frames[1:]:
+        union = union.unionByName(frame)
+    union = union.localCheckpoint(eager=True)
+    return union, union.count()
+
+
 def read_lines(
-    spark: SparkSession, files: list[LandedFile], ds: str
+    spark: SparkSession, files: list[LandedFile], ds: str, table: Table | None = None
 ) -> tuple[DataFrame, int]:
     """Read files as raw lines with exact 1-based line numbers per file.
 
     :param spark: active session.
     :param files: the files of one table.
     :param ds: the run date, stored in ``_ds``.
+    :param table: the table they belong to: a format with a header has each file's first
+        line checked against the declared columns, and Parquet files are read as records.
     :return: the lines (``value``, ``_ds``, ``_source_file``, ``_line_number``,
         ``_ingested_at``) and how many there are.
-    :raises InputUnusableError: when a file holds binary content (NUL bytes).
+    :raises InputUnusableError: when a file holds binary content (NUL bytes) or a header
+        that does not match.
     """
     from pyspark.sql import functions as F
 
+    fmt = table.file_format if table is not None else None
+    if table is not None and fmt is not None and fmt.type == "parquet":
+        return read_records(spark, files, ds, table)
     raw = spark.read.text([f.uri for f in files]).select(
         "value",
         F.col("_metadata.file_path").alias("_source_file"),
@@ -81,6 +172,7 @@ def read_lines(
             F.count(F.lit(1)).alias("n"),
             F.min("_mid").alias("first_mid"),
             F.min(F.when(F.instr("value", "\u0000") > 0, F.col("_mid"))).alias("nul_mid"),
+            F.min_by("value", "_mid").alias("first_value"),
         )
         .collect()
     )
@@ -92,10 +184,18 @@ def read_lines(
             line = before + row["nul_mid"] - row["first_mid"] + 1
             raise InputUnusableError(
                 f"{row['_source_file']} line {line}: binary content (NUL byte); the file is "
-                "not dbgen text"
+                "not text"
             )
+        if before == 0 and table is not None and fmt is not None and fmt.header:
+            check_header(table, row["_source_file"], row["first_value"])
         base[(row["_source_file"], row["_part"])] = before + 1 - row["first_mid"]
         seen[row["_source_file"]] = before + row["n"]
+    if table is not None and fmt is not None and fmt.header:
+        # An empty file has no line at all, so it has no group above.
+        read = {_location(k[0]) for k in base}
+        for f in files:
+            if _location(f.uri) not in read:
+                check_header(table, f.uri, None)
     total = sum(seen.values())
     if not base:
         return raw.select(
@@ -138,7 +238,8 @@ def run(ctx: StepContext) -> dict[str, int]:
     # Every file is read and checked before any table is written: an unusable file refuses
     # the drop as a whole, so bronze never holds part of a drop that silver will not see.
     lines = run_parallel({
-        t: partial(read_lines, ctx.spark, fs, ctx.ds_str) for t, fs in files.items()
+        t: partial(read_lines, ctx.spark, fs, ctx.ds_str, ctx.catalog.table(t))
+        for t, fs in files.items()
     })
 
     def ingest_table(table: str) -> int | None:
@@ -156,7 +257,7 @@ def run(ctx: StepContext) -> dict[str, int]:
         run_.count("written", table, n)
         return n
 
-    counts = run_parallel({t: partial(ingest_table, t) for t in BRONZE_TABLES})
+    counts = run_parallel({t: partial(ingest_table, t) for t in ctx.catalog.bronze_tables})
     written = {t: n for t, n in counts.items() if n is not None}
     run_.write("succeeded")
     log.info("ingest %s: %s", ctx.ds, written)

@@ -1,10 +1,14 @@
 """Step ``quality``: dataset-level expectations and the publish gate for gold.
 
 Checks are declarative: a table, a name, an action and a SQL query that counts
-violations over the views ``silver_<table>`` and ``gold_<table>``. The placeholder
-``{months}`` in a query stands for the order months the run date's silver run touched; it
-is rendered as a list of literals, so Delta prunes the other partitions before it reads a
-file. Results go to ``ops/dq_results``.
+violations over the views of silver (each source under its own name, an SCD2 source's
+history as ``<name>_history``) and gold (each mart under its own name). The engine derives
+the checks every spec gets (:func:`checks`: a source's key is unique, an SCD2 history has
+one current and contiguous versions, a child has its parent), and the spec's ``gate``
+adds its own. The placeholder ``{touched:<table>}`` in a query stands for the partitions
+the run date's silver run touched in that table's family; it is rendered as a list of
+literals, so Delta prunes the other partitions before it reads a file. Results go to
+``ops/dq_results``.
 
 A failed check is only judged on tables nobody else is writing. When silver data changed
 after the latest gold run read it (its ``watermarks``: another drop's run is writing, or
@@ -15,8 +19,8 @@ quarantine ratio, which depends on this drop's silver run alone, is always judge
 When a ``fail`` check finds violations, gold is restored to the versions the last passing
 gate validated (each passing run records them; before any has passed, the marts' empty
 first versions) with Delta ``RESTORE``; the gold runs whose commits that undoes are marked
-``rolled_back`` so the next gold run recomputes their dates, and the step exits 3. (Not
-to the versions before the latest gold run: a killed gold try may have committed one
+``rolled_back`` so the next gold run recomputes what they wrote, and the step exits 3.
+(Not to the versions before the latest gold run: a killed gold try may have committed one
 mart before the retry looked.)
 Published gold therefore only ever holds data that passed the gate (restore, rather than
 stage-then-publish: readers see the restored version as one atomic commit).
@@ -27,11 +31,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from jobs.catalog import Catalog, Table
 from jobs.delta_io import (
     commit_info,
     latest_version,
@@ -39,22 +45,18 @@ from jobs.delta_io import (
     with_conflict_retry,
 )
 from jobs.errors import ConcurrentChangeError, ConfigError, QualityGateError
-from jobs.expectations import Action
 from jobs.ledger import DqResult, last_success, last_successes, record_dq, start_run
-from jobs.schemas import CDF_TABLES, GOLD_TABLES
 from jobs.sql import identifier, sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
-from jobs.tpch import TABLES
+from jobs.steps.gold import register_silver_views
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["CHECKS", "MONTHS", "DatasetCheck", "max_quarantine_ratio", "run"]
+__all__ = ["DatasetCheck", "checks", "max_quarantine_ratio", "run", "touched"]
 
-# Placeholder for the touched order months in a check's query (see DatasetCheck.query).
-MONTHS = "{months}"
-# Stands for "no month": no partition holds it, so a check over no months finds nothing.
-_NO_MONTH = dt.date(1, 1, 1)
+# ``{touched:<table>}``: the touched partitions of that table's family, as literals.
+TOUCHED = re.compile(r"\{touched:([a-z][a-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -65,82 +67,113 @@ class DatasetCheck:
     :param name: expectation name.
     :param action: ``warn`` or ``fail``.
     :param sql: query returning one row with one column: the number of violations; it may
-        use :data:`MONTHS` for the touched order months.
+        use ``{touched:<table>}`` for the partitions the drop touched.
     """
 
     table: str
     name: str
-    action: Action
+    action: Literal["warn", "fail"]
     sql: str
 
-    def query(self, months: Sequence[dt.date]) -> str:
-        """Return the query with :data:`MONTHS` rendered as a literal ``IN`` list.
+    def query(self, catalog: Catalog, touched: Mapping[str, Sequence[Any]]) -> str:
+        """Return the query with every ``{touched:<table>}`` rendered as a literal list.
 
-        :param months: the order months the run date's silver run touched (may be empty).
-        :return: SQL ready to run.
+        :param catalog: the pipeline (a table's family and partition type).
+        :param touched: family root -> the partition values the drop touched.
+        :return: SQL ready to run; a family the drop did not touch matches nothing.
         """
-        return self.sql.replace(MONTHS, sql_in(sorted(months) or [_NO_MONTH]))
+        def render(found: re.Match[str]) -> str:
+            table = catalog.table(found[1])
+            root = table.parent or table.name
+            values = sorted(touched.get(root, ()))
+            if values:
+                return sql_in(values)
+            return f"(CAST(NULL AS {table.partition_type.upper()}))"
+
+        return TOUCHED.sub(render, self.sql)
 
 
-def _key_unique(name: str) -> DatasetCheck:
-    table = TABLES[name]
-    where = f"WHERE _order_month IN {MONTHS}" if table.partition_by else ""
-    key = [*table.key, "valid_from"] if name == "customer" else list(table.key)
-    keys = ", ".join(identifier(k) for k in key)
-    view = identifier(f"silver_{name}")
-    return DatasetCheck(
-        name, f"{name}_key_unique", "fail",
-        f"SELECT count(*) FROM (SELECT {keys} FROM {view} {where} "
-        f"GROUP BY {keys} HAVING count(*) > 1)",
-    )
+def _partitioned_where(table: Table, alias: str = "") -> str:
+    if not table.partition_by:
+        return ""
+    prefix = f"{alias}." if alias else ""
+    return f"WHERE {prefix}{identifier(table.partition_by[0])} IN {{touched:{table.name}}}"
 
 
-CHECKS: tuple[DatasetCheck, ...] = (
-    *(_key_unique(n) for n in TABLES),
-    DatasetCheck(
-        "customer", "customer_one_current_version", "fail",
-        "SELECT count(*) FROM (SELECT c_custkey FROM silver_customer GROUP BY c_custkey "
-        "HAVING sum(CASE WHEN is_current THEN 1 ELSE 0 END) <> 1)",
-    ),
-    DatasetCheck(
-        "customer", "customer_versions_contiguous", "fail",
-        "SELECT count(*) FROM (SELECT valid_to, is_current, lead(valid_from) OVER "
-        "(PARTITION BY c_custkey ORDER BY valid_from) AS next_from FROM silver_customer) "
-        "WHERE NOT (valid_to <=> next_from) OR is_current <> (valid_to IS NULL)",
-    ),
-    DatasetCheck(
-        "lineitem", "lineitem_has_order", "fail",
-        # The join matches months, so only the orders of those months can match.
-        "SELECT count(*) FROM silver_lineitem l LEFT ANTI JOIN "
-        f"(SELECT * FROM silver_orders WHERE _order_month IN {MONTHS}) o "
-        "ON l.l_orderkey = o.o_orderkey AND l._order_month = o._order_month "
-        f"WHERE l._order_month IN {MONTHS}",
-    ),
-    DatasetCheck(
-        "daily_line_summary", "daily_line_summary_reconciles", "fail",
-        "WITH dates AS (SELECT DISTINCT l_shipdate AS d FROM silver_lineitem "
-        f"  WHERE _order_month IN {MONTHS}), "
-        "fresh AS (SELECT l_shipdate AS ship_date, l_returnflag, l_linestatus, "
-        "  sum(l_extendedprice * (1 - l_discount)) AS disc, count(*) AS n FROM silver_lineitem "
-        "  WHERE l_shipdate IN (SELECT d FROM dates) GROUP BY 1, 2, 3), "
-        "pub AS (SELECT ship_date, l_returnflag, l_linestatus, sum_disc_price AS disc, "
-        "  count_order AS n FROM gold_daily_line_summary WHERE ship_date IN (SELECT d FROM dates)) "
-        "SELECT count(*) FROM fresh FULL OUTER JOIN pub "
-        "USING (ship_date, l_returnflag, l_linestatus) "
-        "WHERE NOT (fresh.disc <=> pub.disc) OR NOT (fresh.n <=> pub.n)",
-    ),
-)
+def checks(catalog: Catalog) -> list[DatasetCheck]:
+    """Every dataset check of a pipeline: the engine's, then the spec's gate checks.
+
+    * ``<table>_key_unique`` (fail): one silver row per key (per key and ``valid_from``
+      for SCD2), within the touched partitions of a partitioned table;
+    * ``<table>_one_current_version`` and ``<table>_versions_contiguous`` (fail), for an
+      SCD2 source;
+    * ``<child>_has_parent`` (fail): every child row has its parent, in the same partition.
+    """
+    out: list[DatasetCheck] = []
+    for name, table in catalog.tables.items():
+        view = identifier(f"{name}_history" if table.history == "scd2" else name)
+        key = [*table.key, "valid_from"] if table.history == "scd2" else list(table.key)
+        keys = ", ".join(identifier(k) for k in key)
+        out.append(DatasetCheck(
+            name, f"{name}_key_unique", "fail",
+            f"SELECT count(*) FROM (SELECT {keys} FROM {view} {_partitioned_where(table)} "
+            f"GROUP BY {keys} HAVING count(*) > 1)"))
+        if table.history == "scd2":
+            bare = ", ".join(identifier(k) for k in table.key)
+            out.append(DatasetCheck(
+                name, f"{name}_one_current_version", "fail",
+                f"SELECT count(*) FROM (SELECT {bare} FROM {view} GROUP BY {bare} "
+                "HAVING sum(CASE WHEN is_current THEN 1 ELSE 0 END) <> 1)"))
+            out.append(DatasetCheck(
+                name, f"{name}_versions_contiguous", "fail",
+                "SELECT count(*) FROM (SELECT valid_to, is_current, lead(valid_from) OVER "
+                f"(PARTITION BY {bare} ORDER BY valid_from) AS next_from FROM {view}) "
+                "WHERE NOT (valid_to <=> next_from) OR is_current <> (valid_to IS NULL)"))
+        if table.parent is not None:
+            parent = catalog.tables[table.parent]
+            on = " AND ".join(f"c.{identifier(c)} = p.{identifier(p)}"
+                              for c, p in table.parent_key)
+            where_c, where_p = _partitioned_where(table, "c"), _partitioned_where(table)
+            if table.partition_by:
+                part = identifier(table.partition_by[0])
+                on += f" AND c.{part} = p.{part}"
+            out.append(DatasetCheck(
+                name, f"{name}_has_parent", "fail",
+                f"SELECT count(*) FROM {identifier(name)} c LEFT ANTI JOIN "
+                f"(SELECT * FROM {identifier(parent.name)} {where_p}) p ON {on} {where_c}"))
+    assert catalog.pipeline is not None
+    out += [DatasetCheck(c.table, c.name, c.action, c.sql) for c in catalog.pipeline.gate.checks]
+    return out
 
 
-def max_quarantine_ratio() -> float:
+def touched(catalog: Catalog, silver_run: Any) -> dict[str, list[Any]]:
+    """The partitions a silver run touched, per family root, typed from the ledger."""
+    if silver_run is None:
+        return {}
+    recorded = json.loads(silver_run["details"] or "{}").get("touched_partitions", {})
+    out: dict[str, set[Any]] = {}
+    for name, values in recorded.items():
+        table = catalog.tables.get(name)
+        if table is None:
+            continue
+        root = table.parent or table.name
+        kind = table.partition_type
+        typed = {dt.date.fromisoformat(v) if kind == "date" else
+                 int(v) if kind in ("int", "bigint") else v for v in values}
+        out.setdefault(root, set()).update(typed)
+    return {root: sorted(values) for root, values in out.items()}
+
+
+def max_quarantine_ratio(default: float = 0.5) -> float:
     """The share of a drop's lines that may be quarantined before the gate fails.
 
-    Read from ``DQ_MAX_QUARANTINE_RATIO`` (default 0.5): a drop mostly rejected means
-    the source is broken, and publishing what is left would mislead.
+    The spec's ``gate.max_quarantine_ratio`` (``default``), unless the environment sets
+    ``DQ_MAX_QUARANTINE_RATIO`` for a deployment: a drop mostly rejected means the source
+    is broken, and publishing what is left would mislead.
 
     :raises ConfigError: for a value that is not a number in [0, 1].
     """
-    raw = os.environ.get("DQ_MAX_QUARANTINE_RATIO", "0.5")
+    raw = os.environ.get("DQ_MAX_QUARANTINE_RATIO", str(default))
     try:
         value = float(raw)
     except ValueError:
@@ -151,28 +184,24 @@ def max_quarantine_ratio() -> float:
 
 
 def _register_views(ctx: StepContext) -> tuple[list[str], dict[str, int]]:
-    """Register the views the checks use.
+    """Register the views the checks use: silver's (see the gold step) and every mart.
 
     Gold is read at the version found now, so the run can record what it validated.
 
     :return: the names of the missing tables, and the gold versions the views read.
     """
     spark = ctx.spark
-    missing = []
+    missing = register_silver_views(spark, ctx)
     gold: dict[str, int] = {}
-    for layer, names in (("silver", TABLES), ("gold", GOLD_TABLES)):
-        for name in names:
-            uri = ctx.lake.table(layer, name)
-            view = identifier(f"{layer}_{name}")
-            version = latest_version(spark, uri)
-            if version is None:
-                missing.append(view)
-                continue
-            reader = spark.read.format("delta")
-            if layer == "gold":
-                reader = reader.option("versionAsOf", version)
-                gold[name] = version
-            reader.load(uri).createOrReplaceTempView(view)
+    for name in ctx.catalog.marts:
+        uri = ctx.lake.table("gold", name)
+        version = latest_version(spark, uri)
+        if version is None:
+            missing.append(name)
+            continue
+        gold[name] = version
+        (spark.read.format("delta").option("versionAsOf", version).load(uri)
+         .createOrReplaceTempView(identifier(name)))
     return missing, gold
 
 
@@ -196,7 +225,7 @@ def _restore_target(ctx: StepContext, passed: Any, gold_runs: list[Any]) -> dict
             return {}
         pre = json.loads(later[0]["details"])["pre_versions"]
         return {name: int(v) for name, v in pre.items() if v is not None}
-    return {name: 0 for name in GOLD_TABLES
+    return {name: 0 for name in ctx.catalog.marts
             if latest_version(ctx.spark, ctx.lake.table("gold", name)) is not None}
 
 
@@ -265,7 +294,7 @@ def _silver_moved_since(ctx: StepContext, gold_run: Any) -> list[str]:
         return []
     marks = json.loads(gold_run["details"] or "{}").get("watermarks", {})
     moved = []
-    for name in sorted(CDF_TABLES):
+    for name in sorted(ctx.catalog.tables):
         uri = ctx.lake.table("silver", name)
         now = latest_version(ctx.spark, uri)
         if now is None:
@@ -292,7 +321,9 @@ def run(ctx: StepContext) -> bool:
     :raises QualityGateError: when a fail-level check fails (after restoring gold).
     """
     spark = ctx.spark
-    threshold = max_quarantine_ratio()
+    catalog = ctx.catalog
+    assert catalog.pipeline is not None
+    threshold = max_quarantine_ratio(catalog.pipeline.gate.max_quarantine_ratio)
     # Three ledger look-ups, one read.
     found = last_successes(spark, ctx.lake, {"silver": ctx.ds, "gold": None, "quality": ctx.ds})
     silver_run, gold_run, previous = found["silver"], found["gold"], found["quality"]
@@ -304,18 +335,17 @@ def run(ctx: StepContext) -> bool:
         log.info("quality %s: nothing changed since run %s", ctx.ds, previous["run_id"])
         return False
     run_ = start_run(spark, ctx.lake, "quality", ctx.ds, fp)
-    months: set[dt.date] = set()
-    if silver_run is not None:
-        touched = json.loads(silver_run["details"]).get("touched_months", {})
-        months = {dt.date.fromisoformat(m) for ms in touched.values() for m in ms}
+    parts = touched(catalog, silver_run)
     missing, gold_versions = _register_views(ctx)
 
     def evaluate(check: DatasetCheck) -> DqResult:
-        row = spark.sql(check.query(sorted(months))).first()
+        row = spark.sql(check.query(catalog, parts)).first()
         return DqResult(check.table, check.name, check.action, int(row[0] if row else 0))
 
     # Checks over missing tables are skipped: nothing to check yet.
-    runnable = [c for c in CHECKS if not any(view in c.sql for view in missing)]
+    absent = [re.compile(rf"\b{re.escape(n)}(_history)?\b") for n in missing]
+    runnable = [c for c in checks(catalog)
+                if not any(pattern.search(c.sql) for pattern in absent)]
     results = list(run_parallel({c.name: partial(evaluate, c) for c in runnable}).values())
     read = 0
     if silver_run is not None:

@@ -22,7 +22,6 @@ from jobs.report.render import (
     render_html,
     report_name,
 )
-from jobs.schemas import BRONZE_TABLES
 from jobs.steps.common import StepContext, log
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ def quarantine_counts(ctx: StepContext) -> list[QuarantineCount]:
     from pyspark.sql import functions as F
 
     out = []
-    for name in BRONZE_TABLES:
+    for name in ctx.catalog.bronze_tables:
         uri = ctx.lake.table("quarantine", name)
         if not is_delta_table(ctx.spark, uri):
             continue

@@ -2,50 +2,66 @@
 
 Per table: parse and type, evaluate expectations, mark exact duplicates and conflicting
 versions, write rejected lines to ``quarantine/<table>`` (``replaceWhere _ds = <ds>``), and
-MERGE the good rows so that the newest ``_ds`` wins. The order of work inside a run:
+MERGE the good rows so that the newest ``_ds`` wins. What a table is comes from the
+pipeline's spec (:mod:`jobs.catalog`):
 
-1. dimensions (latest version; ``customer`` as SCD2);
-2. RF2 tombstones (``silver/_order_tombstones``, newest ``_ds`` kept);
-3. orders, skipping versions not newer than their tombstone (when an update changes an
-   order's month, its line items move to that month first);
-4. the drop's deletions applied to orders and line items (``t._ds <= tombstone ds``); a
-   line item newer than the deletion of its order goes back to quarantine as an orphan;
-5. line items, plus earlier orphans parked in quarantine whose order may now exist.
+* a ``latest`` table with no relations is MERGEd on its key;
+* an ``scd2`` table records the drop's snapshot rows, then rebuilds the history of their
+  keys from every snapshot observed (:func:`~jobs.transforms.silver.scd2_changes`);
+* a *family* - a table with a partition, a delete feed or children - is written as one
+  section, in this order:
 
-Step 1 and steps 2-5 write different tables and read nothing of each other, so they run
-side by side (the dimensions first when one of them has a fail-level expectation, whose
-failure must stop the run before orders are merged).
+  1. its deletions into ``silver/_<table>_tombstones`` (newest ``_ds`` kept);
+  2. its rows, skipping versions not newer than their tombstone (when an update moves a
+     row to another partition, its children move first);
+  3. the drop's deletions applied to the table and its children (``t._ds <= tombstone
+     ds``); a child newer than the deletion of its parent goes back to quarantine as an
+     orphan;
+  4. each child table, plus earlier orphans parked in quarantine whose parent may now
+     exist. A child lives in its parent's partition.
+
+The plain tables and each family write different tables and read nothing of each other,
+so they run side by side (the plain tables first when one of them has a fail-level
+expectation, whose failure must stop the run before a family is merged).
 
 Each rule only compares ``_ds`` values, never processing order, so drops processed in any
 order, repeated or back-filled converge to the same tables.
 
-Concurrent runs: Delta serialises the commits of one table, not of the pair ``orders`` and
-``lineitem``, and steps 2-5 decide from rows they read (an order's month, a tombstone, a
-line item's order). Steps 2-5 are therefore a *section*, and so is ``customer``
-(its history is rebuilt from the snapshots it reads). Every commit of the run is tagged
-with the run (:func:`~jobs.delta_io.commit_tag`); after a section, the run looks for data
-changes that other writers committed to the section's tables meanwhile. If there are
-any, its decisions may be stale: it repairs the order keys of its drop (one order row,
-the newest; line items in their order's month; nothing a tombstone covers; orphans
-parked) and runs the section again, up to :data:`PASSES` times, then exits 1 so the
-scheduler retries it. A pass that nobody interleaved with is what a serial run does.
+Concurrent runs: Delta serialises the commits of one table, not of a parent and its
+children, and a family decides from rows it reads (a row's partition, a tombstone, a
+child's parent). A family is therefore a *section*, and so is an SCD2 table (its history is
+rebuilt from the snapshots it reads). Every commit of the run is tagged with the run
+(:func:`~jobs.delta_io.commit_tag`); after a section, the run looks for data changes that
+other writers committed to the section's tables meanwhile. If there are any, its decisions
+may be stale: it repairs the family keys of its drop (one parent row, the newest; children
+in their parent's partition; nothing a tombstone covers; orphans parked) and runs the
+section again, up to :data:`PASSES` times, then exits 1 so the scheduler retries it. A
+pass that nobody interleaved with is what a serial run does.
 
-Partitioning: ``orders`` and ``lineitem`` are partitioned by ``_order_month`` (the first
-day of the order's month). A daily drop touches few months, and every MERGE carries them
-as a literal ``t._order_month IN (...)`` predicate, so its cost depends on the size of a
-month, not on the length of history. Dimensions are small and unpartitioned.
+Partitioning: a family's rows carry the partition its spec derives (e.g. the order's
+month). A daily drop touches few partitions, and every MERGE carries them as a literal
+``t.<partition> IN (...)`` predicate, so its cost depends on the size of a partition, not
+on the length of history. Tables without a partition are small and read whole.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import random
 import time
 from collections.abc import Callable
-from functools import partial
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from functools import partial, reduce
+from typing import TYPE_CHECKING, Any
 
+from jobs.catalog import (
+    Catalog,
+    Expectation,
+    Table,
+    orphan_reason,
+    snapshots_table,
+    tombstones_table,
+)
 from jobs.delta_io import (
     commit_tag,
     conflict_name,
@@ -61,22 +77,11 @@ from jobs.delta_io import (
     update_matching,
 )
 from jobs.errors import ConcurrentChangeError, DropNotReadyError, QualityGateError
-from jobs.expectations import Expectation, expectations_for
 from jobs.ledger import DqResult, Run, last_successes, record_dq, start_run
-from jobs.schemas import (
-    CDF_TABLES,
-    CUSTOMER_SNAPSHOTS,
-    TOMBSTONES,
-    quarantine_schema,
-    silver_columns,
-    silver_schema,
-    tombstone_schema,
-)
+from jobs.schemas import quarantine_schema, silver_columns, silver_schema, tombstone_schema
 from jobs.sql import identifier, sql_in, sql_literal
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
-from jobs.tpch import DIMENSIONS, ORDERS_DELETE, TABLES, Table
 from jobs.transforms.silver import (
-    ORPHAN_REASON,
     parse_lines,
     scd2_changes,
     with_drop_dedup,
@@ -89,31 +94,102 @@ if TYPE_CHECKING:
 
 __all__ = ["PASSES", "prepare", "run"]
 
-# The tables each section reads and writes, and the counters it keeps in the ledger row.
-ORDER_SECTION = ("silver/orders", "silver/lineitem", f"silver/{TOMBSTONES}",
-                 "quarantine/lineitem")
-ORDER_COUNTED = ("orders", "lineitem", ORDERS_DELETE.name)
-# The ledger details the order section sets (besides per-table entries), reset per pass.
-ORDER_DETAILS = ("order_month_moves", "deleted_rows", "deletes_unknown_key",
-                 "orphaned_by_delete", "orphaned_by_repair", "orphans_released",
-                 "repaired_months")
-CUSTOMER_SECTION = ("silver/customer", f"silver/{CUSTOMER_SNAPSHOTS}")
+# The ledger details a family section sets (besides per-table entries), reset per pass.
+FAMILY_DETAILS = ("partition_moves", "deleted_rows", "deletes_unknown_key",
+                  "orphaned_by_delete", "orphaned_by_repair", "orphans_released",
+                  "repaired_partitions")
 # Passes of a section before the run gives up to concurrent writers (exit 1, retried).
 PASSES = 4
 MAX_DELAY = 5.0  # seconds (before the jitter) between passes
 LINEAGE = ["_ds", "_source_file", "_line_number"]
+# A child's view of its parent, for the lookup: the parent's columns in one struct.
+PARENT = "parent"
 
 
 def prepare(lines_df: DataFrame, table: Table) -> DataFrame:
     """Parse, validate and deduplicate one table's lines (pure).
 
     :param lines_df: bronze rows (``value`` and lineage).
-    :param table: the TPC-H table.
+    :param table: the table (its format, columns, key and expectations).
     :return: typed rows with ``_reasons``, ``_warnings``, ``_failures`` and
         ``_is_duplicate``.
     """
-    checks = [e for e in expectations_for(table.name) if not e.needs_order]
+    checks = [e for e in table.expectations if e.scope == "row" and not e.needs_parent]
     return with_drop_dedup(with_expectations(parse_lines(lines_df, table), checks), table.key)
+
+
+def _eq(left: str, right: str, pairs: list[tuple[str, str]]) -> str:
+    """``left.a = right.b AND ...`` over validated column names."""
+    return " AND ".join(f"{left}.{identifier(a)} = {right}.{identifier(b)}" for a, b in pairs)
+
+
+@dataclass(frozen=True)
+class _Family:
+    """A table written as a section with its deletions and children.
+
+    :param table: the family's table (the parent).
+    :param children: its child tables.
+    :param feed: its delete feed, if any.
+    """
+
+    table: Table
+    children: tuple[Table, ...]
+    feed: Table | None
+
+    @classmethod
+    def of(cls, catalog: Catalog, name: str) -> _Family:
+        table = catalog.tables[name]
+        children = tuple(catalog.tables[c] for c in table.children)
+        feed = catalog.delete_feeds[table.deletes] if table.deletes else None
+        return cls(table, children, feed)
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def key(self) -> list[str]:
+        return list(self.table.key)
+
+    @property
+    def part(self) -> str | None:
+        """The partition column the family's rows carry, if any."""
+        return self.table.partition_by[0] if self.table.partition_by else None
+
+    @property
+    def tombstones(self) -> str | None:
+        return tombstones_table(self.name) if self.feed is not None else None
+
+    @property
+    def section(self) -> tuple[str, ...]:
+        """The tables (``layer/name``) the section reads and writes."""
+        tables = [f"silver/{self.name}", *(f"silver/{c.name}" for c in self.children)]
+        if self.tombstones:
+            tables.append(f"silver/{self.tombstones}")
+        return (*tables, *(f"quarantine/{c.name}" for c in self.children))
+
+    @property
+    def counted(self) -> tuple[str, ...]:
+        """The tables whose counts the section keeps in the ledger row."""
+        return (self.name, *(c.name for c in self.children),
+                *((self.feed.name,) if self.feed else ()))
+
+    @staticmethod
+    def mapping(child: Table) -> list[tuple[str, str]]:
+        """``(child column, parent key column)`` pairs of a child."""
+        return list(child.parent_key)
+
+    def as_child_keys(self, keys: DataFrame, child: Table) -> DataFrame:
+        """Parent keys renamed to the child's columns that hold them."""
+        from pyspark.sql import functions as F
+
+        return keys.select(*[F.col(p).alias(c) for c, p in self.mapping(child)])
+
+    def in_parts(self, alias: str, parts: list[Any]) -> str:
+        """Literal predicate bounding a MERGE to some partitions (``None``: no partition)."""
+        if self.part is None:
+            return "true"
+        return f"{alias}.{identifier(self.part)} IN {sql_in(parts)}"
 
 
 class _Inconsistent(Exception):
@@ -126,12 +202,14 @@ class _Silver:
     def __init__(self, ctx: StepContext, run: Run, present: set[str],
                  previously_quarantined: dict[str, int]) -> None:
         self.ctx = ctx
+        self.catalog = ctx.catalog
         self.present = present
         self.previously_quarantined = previously_quarantined
         self.spark: SparkSession = ctx.spark
         self.run = run
         self.dq: list[DqResult] = []
-        self.touched_months: dict[str, list[str]] = {}
+        self.touched: dict[str, list[str]] = {}
+        self.header_lines: dict[str, int] = {}
         # Every commit of the run carries this (see :func:`run`).
         self.tag = f"silver {ctx.ds_str} {run.run_id}"
 
@@ -154,7 +232,7 @@ class _Silver:
             for name in counted:
                 counters.pop(name, None)
         for nested in (self.run.details.get("merge_metrics", {}),
-                       self.run.details.get("superseded_by_delete", {}), self.touched_months):
+                       self.run.details.get("superseded_by_delete", {}), self.touched):
             for name in counted:
                 nested.pop(name, None)
         for key in details:
@@ -218,101 +296,131 @@ class _Silver:
                         attempt, PASSES, seen, delay)
             time.sleep(delay)
 
-    def order_section(self) -> None:
-        """Steps 2-5: tombstones, orders, deletions, line items."""
-        _timed(self.run, "orders", self.orders_and_deletes)
-        _timed(self.run, "lineitem", self.lineitem)
+    def family_section(self, family: _Family) -> None:
+        """Steps 1-4: tombstones, the table, deletions, children."""
+        _timed(self.run, family.name, partial(self.upserts_and_deletes, family))
+        for child in family.children:
+            _timed(self.run, child.name, partial(self.child, family, child))
 
-    def section_keys(self) -> DataFrame | None:
-        """The order keys the order section touches: the drop's orders, deletions and line
-        items, and the orphans parked in quarantine (``o_orderkey``)."""
+    def section_keys(self, family: _Family) -> DataFrame | None:
+        """The family keys the section touches: the drop's rows, deletions and children,
+        and the children parked in quarantine as orphans (the parent's key columns)."""
         from pyspark.sql import functions as F
 
-        frames = [df.select("value") for name in ("orders", ORDERS_DELETE.name, "lineitem")
-                  if (df := self.bronze(name)) is not None]
-        parked = self.parked_orphans()
-        if parked is not None:
-            frames.append(parked.select("value"))
+        frames = []
+        sources: list[tuple[Table, DataFrame | None, list[tuple[str, str]]]] = [
+            (family.table, self.bronze(family.name), [(k, k) for k in family.key])]
+        if family.feed is not None:
+            sources.append((family.feed, self.bronze(family.feed.name),
+                            [(k, k) for k in family.key]))
+        for child in family.children:
+            mapping = family.mapping(child)
+            sources.append((child, self.bronze(child.name), mapping))
+            sources.append((child, self.parked_orphans(child), mapping))
+        for table, lines, mapping in sources:
+            if lines is None:
+                continue
+            parsed = parse_lines(lines, table)
+            frames.append(parsed.select(*[F.col(c).alias(p) for c, p in mapping]))
         if not frames:
             return None
-        union = frames[0]
-        for frame in frames[1:]:
-            union = union.unionByName(frame)
-        key = F.expr("try_cast(split(value, '[|]')[0] AS BIGINT)")
-        return (union.select(key.alias("o_orderkey")).where(F.col("o_orderkey").isNotNull())
+        union = reduce(lambda a, b: a.unionByName(b), frames)
+        return (union.where(reduce(lambda a, b: a & b,
+                                   [F.col(k).isNotNull() for k in family.key]))
                 .distinct().localCheckpoint(eager=True))
 
-    def repair(self) -> None:
-        """Make the stored orders and line items of the drop's order keys consistent.
+    def repair(self, family: _Family) -> None:
+        """Make the stored rows of the drop's family keys consistent.
 
-        After a pass other writers interleaved with, a key may hold two order rows (a MERGE
-        bounded by the months it looked up before another run moved the order), line items
-        in a month their order left, copies of a line item in two months, or rows a
-        concurrent deletion did not see. For the drop's keys: the newest order row stays,
-        unless a tombstone covers it; per line item the newest row stays, in its order's
-        month, unless a tombstone covers it; a line item whose order is gone is parked as
-        an orphan. The months concerned are rewritten (one ``replaceWhere`` per table,
-        quarantine first, then line items, then orders, as in a serial run), without a
+        After a pass other writers interleaved with, a key may hold two rows (a MERGE
+        bounded by the partitions it looked up before another run moved the row), children
+        in a partition their parent left, copies of a child in two partitions, or rows a
+        concurrent deletion did not see. For the drop's keys: the newest parent row stays,
+        unless a tombstone covers it; per child row the newest stays, in its parent's
+        partition, unless a tombstone covers it; a child whose parent is gone is parked as
+        an orphan. The partitions concerned are rewritten (one ``replaceWhere`` per table,
+        quarantine first, then children, then the parent, as in a serial run), without a
         conflict retry: a conflict makes the pass interleaved, and the next one repairs.
         """
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        keys = self.section_keys()
+        keys = self.section_keys(family)
         if keys is None:
             return
-        tomb = self.tombstones().select("o_orderkey", F.col("_ds").alias("_tomb_ds"))
+        part = family.part
+        tomb = self.tombstone_ds(family)
         alive = F.col("_tomb_ds").isNull() | (F.col("_tomb_ds") < F.col("_ds"))
         newest = [F.col("_ds").desc(), F.col("_row_hash").desc()]
-        orders = (
-            self.read_silver("orders").join(keys, "o_orderkey", "left_semi")
-            .join(tomb, "o_orderkey", "left")
+        parents = (
+            self.read_silver(family.name).join(keys, family.key, "left_semi")
+            .join(tomb, family.key, "left")
             .withColumn("_keep", alive & (F.row_number().over(
-                Window.partitionBy("o_orderkey").orderBy(*newest)) == 1))
+                Window.partitionBy(*family.key).orderBy(*newest)) == 1))
             .localCheckpoint(eager=True)
         )
-        live = orders.where("_keep").select(F.col("o_orderkey").alias("l_orderkey"),
-                                            F.col("_order_month").alias("_live_month"))
-        items = (
-            self.read_silver("lineitem")
-            .join(keys.withColumnRenamed("o_orderkey", "l_orderkey"), "l_orderkey", "left_semi")
-            .join(tomb.withColumnRenamed("o_orderkey", "l_orderkey"), "l_orderkey", "left")
-            .join(live, "l_orderkey", "left")
-            .withColumn("_valid", alive & (F.row_number().over(
-                Window.partitionBy("l_orderkey", "l_linenumber").orderBy(*newest)) == 1))
-            .withColumn("_keep", F.col("_valid") & F.col("_live_month").isNotNull())
-            .localCheckpoint(eager=True)
-        )
-        self.run.details["orphaned_by_repair"] = self.park_lines(
-            items.where(F.col("_valid") & ~F.col("_keep")).select(*LINEAGE))
-        moves = items.where(~F.col("_keep") | (F.col("_order_month") != F.col("_live_month")))
-        months = sorted({m for r in moves.select("_order_month", "_live_month").collect()
-                         for m in r if m is not None})
-        self.rewrite("lineitem", "l_orderkey", keys, months, items.where("_keep").withColumn(
-            "_order_month", F.col("_live_month")))
-        months = sorted({r[0] for r in orders.where(~F.col("_keep"))
-                         .select("_order_month").distinct().collect()})
-        self.rewrite("orders", "o_orderkey", keys, months, orders.where("_keep"))
+        for child in family.children:
+            mapping = family.mapping(child)
+            child_cols = [c for c, _ in mapping]
+            live = parents.where("_keep").select(
+                *[F.col(p).alias(c) for c, p in mapping],
+                (F.col(part) if part else F.lit(True)).alias("_live_part"))
+            items = (
+                self.read_silver(child.name)
+                .join(family.as_child_keys(keys, child), child_cols, "left_semi")
+                .join(tomb.select(*[F.col(p).alias(c) for c, p in mapping], "_tomb_ds"),
+                      child_cols, "left")
+                .join(live, child_cols, "left")
+                .withColumn("_valid", alive & (F.row_number().over(
+                    Window.partitionBy(*child.key).orderBy(*newest)) == 1))
+                .withColumn("_keep", F.col("_valid") & F.col("_live_part").isNotNull())
+                .localCheckpoint(eager=True)
+            )
+            self.run.details["orphaned_by_repair"] = self.run.details.get(
+                "orphaned_by_repair", 0) + self.park_lines(
+                child, items.where(F.col("_valid") & ~F.col("_keep")).select(*LINEAGE))
+            if part is None:
+                moves = items.where(~F.col("_keep"))
+                parts = [] if moves.limit(1).count() == 0 else [None]
+            else:
+                moves = items.where(~F.col("_keep") | (F.col(part) != F.col("_live_part")))
+                parts = sorted({m for r in moves.select(part, "_live_part").collect()
+                                for m in r if m is not None})
+            kept = items.where("_keep")
+            if part is not None:
+                kept = kept.withColumn(part, F.col("_live_part"))
+            self.rewrite(family, child.name, family.as_child_keys(keys, child), child_cols,
+                         parts, kept)
+        if part is None:
+            stale = parents.where(~F.col("_keep"))
+            parts = [] if stale.limit(1).count() == 0 else [None]
+        else:
+            parts = sorted({r[0] for r in parents.where(~F.col("_keep"))
+                            .select(part).distinct().collect()})
+        self.rewrite(family, family.name, keys, family.key, parts, parents.where("_keep"))
 
-    def rewrite(self, name: str, key: str, keys: DataFrame, months: list[dt.date],
-                kept: DataFrame) -> None:
-        """Replace the rows of ``keys`` in some months of a table with the ``kept`` ones."""
+    def rewrite(self, family: _Family, name: str, keys: DataFrame, key: list[str],
+                parts: list[Any], kept: DataFrame) -> None:
+        """Replace the rows of ``keys`` in some partitions of a table with the ``kept``
+        ones (``[None]``: the whole table, when the family has no partition)."""
         from pyspark.sql import functions as F
 
-        if not months:
+        if not parts:
             return
-        predicate = f"_order_month IN {sql_in(months)}"
+        predicate = "true" if family.part is None else (
+            f"{identifier(family.part)} IN {sql_in(parts)}")
         stored = self.read_silver(name)
         content = (
             stored.where(F.expr(predicate))
-            .join(keys.withColumnRenamed("o_orderkey", key), key, "left_anti")
+            .join(keys, key, "left_anti")
             .unionByName(kept.where(F.expr(predicate)).select(*stored.columns))
         )
         result = replace_where(self.spark, self.silver_uri(name), content, predicate, attempts=1)
         self.run.wrote(name, result.version)
-        self.run.details.setdefault("repaired_months", {})[name] = [m.isoformat() for m in months]
+        self.run.details.setdefault("repaired_partitions", {})[name] = [
+            str(p) for p in parts if p is not None] or ["all"]
         log.warning("silver %s: repaired %s in %s", self.ctx.ds_str, name,
-                    ", ".join(m.isoformat() for m in months))
+                    ", ".join(str(p) for p in parts))
 
     # -- edges -----------------------------------------------------------------------
     def bronze(self, name: str) -> DataFrame | None:
@@ -328,8 +436,9 @@ class _Silver:
         )
 
     def silver_uri(self, name: str) -> str:
-        table = TABLES[name]
-        props = {"delta.enableChangeDataFeed": "true"} if name in CDF_TABLES else {}
+        table = self.catalog.tables[name]
+        props = ({"delta.enableChangeDataFeed": "true"} if name in self.catalog.cdf_tables
+                 else {})
         uri = self.ctx.lake.table("silver", name)
         ensure_table(self.spark, uri, silver_schema(table), table.partition_by, props)
         return uri
@@ -337,10 +446,18 @@ class _Silver:
     def read_silver(self, name: str) -> DataFrame:
         return self.spark.read.format("delta").load(self.silver_uri(name))
 
-    def tombstones(self) -> DataFrame:
-        uri = self.ctx.lake.table("silver", TOMBSTONES)
-        ensure_table(self.spark, uri, tombstone_schema())
-        return self.spark.read.format("delta").load(uri)
+    def tombstone_ds(self, family: _Family) -> DataFrame:
+        """The family's tombstones as ``key`` + ``_tomb_ds`` (empty without a feed)."""
+        from pyspark.sql import functions as F
+
+        if family.tombstones is None:
+            schema = tombstone_schema(family.table)
+            empty = self.spark.createDataFrame([], schema)
+            return empty.select(*family.key, F.col("_ds").alias("_tomb_ds"))
+        uri = self.ctx.lake.table("silver", family.tombstones)
+        ensure_table(self.spark, uri, tombstone_schema(family.table))
+        return self.spark.read.format("delta").load(uri).select(
+            *family.key, F.col("_ds").alias("_tomb_ds"))
 
     def write_quarantine(self, name: str, rejected_df: DataFrame, n: int | None = None) -> int:
         """Replace this drop's quarantine rows of a table; return how many there are.
@@ -396,8 +513,8 @@ class _Silver:
                 counts["*row"] = counts.get("*row", 0) + r["n"]
             elif not r["dup"]:
                 counts[r["tag"]] = r["n"]
-        self.record_expectations(name, [e for e in expectations_for(name) if not e.needs_order],
-                                 counts)
+        self.record_expectations(name, [e for e in self.catalog.expectations(name)
+                                         if e.scope == "row" and not e.needs_parent], counts)
         if any(tag.startswith("fail:") for tag in counts):
             first = prepared.where(~F.col("_is_duplicate") & (F.size("_failures") > 0)).select(
                 "_source_file", "_line_number", "_failures").first()
@@ -420,14 +537,14 @@ class _Silver:
         lines = self.bronze(name)
         if lines is None:
             return None
-        table = ORDERS_DELETE if name == ORDERS_DELETE.name else TABLES[name]
+        table = self.catalog.table(name)
         prepared = prepare(lines, table).cache()
         counts = self.account(name, prepared)
         if not counts.get("*row"):
             prepared.unpersist()
             return None
-        if name != "lineitem":
-            # Line items are quarantined after the order lookup (orphans, order rules).
+        if table.parent is None:
+            # Children are quarantined after the parent lookup (orphans, parent rules).
             rejected = prepared.where(~F.col("_is_duplicate") & (F.size("_reasons") > 0))
             n = self.write_quarantine(name, rejected, counts.get("*rejected", 0))
             self.run.count("quarantined", name, n)
@@ -439,11 +556,11 @@ class _Silver:
         rows = prepared.where(~F.col("_is_duplicate") & (F.size("_reasons") == 0))
         return with_row_hash(rows, table.column_names)
 
-    def latest_dimension(self, name: str) -> None:
+    def latest(self, name: str) -> None:
         prepared = self.load_prepared(name)
         if prepared is None:
             return
-        table = TABLES[name]
+        table = self.catalog.tables[name]
         source = self.clean(prepared, table).select(*silver_columns(table))
         result = merge_latest(self.spark, self.silver_uri(name), source, table.key)
         self.note_merge(name, result.version, result.metrics)
@@ -455,204 +572,233 @@ class _Silver:
                        + metrics.get("num_updated_rows", 0))
         self.run.details.setdefault("merge_metrics", {})[name] = metrics
 
-    def customer(self) -> None:
+    def scd2(self, name: str) -> None:
         """SCD2: record the drop's snapshot rows, then rebuild history for their keys."""
-        prepared = self.load_prepared("customer")
+        prepared = self.load_prepared(name)
         if prepared is None:
             return
-        table = TABLES["customer"]
+        table = self.catalog.tables[name]
         incoming = self.clean(prepared, table).select(*silver_columns(table, scd2=False))
-        snapshots_uri = self.ctx.lake.table("silver", CUSTOMER_SNAPSHOTS)
+        snapshots_uri = self.ctx.lake.table("silver", snapshots_table(name))
         ensure_table(self.spark, snapshots_uri, silver_schema(table, scd2=False))
         result = merge_latest(self.spark, snapshots_uri, incoming, [*table.key, "_ds"])
-        self.run.wrote(CUSTOMER_SNAPSHOTS, result.version)
+        self.run.wrote(snapshots_table(name), result.version)
         keys = incoming.select(*table.key)
-        existing = self.read_silver("customer").join(keys, list(table.key), "left_semi")
+        existing = self.read_silver(name).join(keys, list(table.key), "left_semi")
         snapshots = self.spark.read.format("delta").load(snapshots_uri).join(
             keys, list(table.key), "left_semi")
         # Materialised: the MERGE below rewrites the table `existing` is read from.
-        changes = scd2_changes(existing, snapshots, table.key).localCheckpoint(eager=True)
+        changes = scd2_changes(existing, snapshots, table.key, table.track).localCheckpoint(
+            eager=True)
         if changes.limit(1).count():
             result = merge_rows(
-                self.spark, self.silver_uri("customer"), changes, [*table.key, "valid_from"],
+                self.spark, self.silver_uri(name), changes, [*table.key, "valid_from"],
                 update_condition="s._action = 'upsert'",
                 delete_condition="s._action = 'delete'",
             )
-            self.note_merge("customer", result.version, result.metrics)
+            self.note_merge(name, result.version, result.metrics)
         prepared.unpersist()
 
-    def orders_and_deletes(self) -> None:
-        """RF2 tombstones, then orders, then the drop's deletions (in this order)."""
-        deletes = self.order_tombstones()
-        self.orders()
+    def upserts_and_deletes(self, family: _Family) -> None:
+        """Tombstones, then the family's rows, then the drop's deletions (in this order)."""
+        deletes = self.merge_tombstones(family)
+        self.upserts(family)
         if deletes is not None:
-            self.apply_deletes(deletes)
+            self.apply_deletes(family, deletes)
 
-    def order_tombstones(self) -> DataFrame | None:
-        """Merge this drop's RF2 deletions into the tombstones; return them (key, _ds)."""
+    def merge_tombstones(self, family: _Family) -> DataFrame | None:
+        """Merge this drop's deletions into the tombstones; return them (key, _tomb_ds)."""
         from pyspark.sql import functions as F
 
-        prepared = self.load_prepared(ORDERS_DELETE.name)
+        if family.feed is None or family.tombstones is None:
+            return None
+        prepared = self.load_prepared(family.feed.name)
         if prepared is None:
             return None
         source = (
-            self.clean(prepared, ORDERS_DELETE)
-            .select("o_orderkey", "_ds", "_source_file", "_line_number", "_row_hash")
+            self.clean(prepared, family.feed)
+            .select(*family.key, "_ds", "_source_file", "_line_number", "_row_hash")
             .cache()
         )
-        self.tombstones()
-        result = merge_latest(self.spark, self.ctx.lake.table("silver", TOMBSTONES), source,
-                              ["o_orderkey"])
-        self.run.wrote(TOMBSTONES, result.version)
-        self.run.count("written", ORDERS_DELETE.name, source.count())
+        uri = self.ctx.lake.table("silver", family.tombstones)
+        ensure_table(self.spark, uri, tombstone_schema(family.table))
+        result = merge_latest(self.spark, uri, source, family.key)
+        self.run.wrote(family.tombstones, result.version)
+        self.run.count("written", family.feed.name, source.count())
         prepared.unpersist()
-        return source.select("o_orderkey", F.col("_ds").alias("_tomb_ds"))
+        return source.select(*family.key, F.col("_ds").alias("_tomb_ds"))
 
-    def order_lookup(self, keys_df: DataFrame) -> DataFrame:
-        """Stored orders for some keys: key, ``_old_month``, ``_old_ds``, ``_old_hash``."""
+    def lookup(self, family: _Family, keys_df: DataFrame) -> DataFrame:
+        """Stored rows for some keys: key, ``_old_part``, ``_old_ds``, ``_old_hash``."""
         from pyspark.sql import functions as F
 
+        part = F.col(family.part) if family.part else F.lit(None).cast("date")
         return (
-            self.read_silver("orders")
-            .select("o_orderkey", F.col("_order_month").alias("_old_month"),
+            self.read_silver(family.name)
+            .select(*family.key, part.alias("_old_part"),
                     F.col("_ds").alias("_old_ds"), F.col("_row_hash").alias("_old_hash"))
-            .join(keys_df.select("o_orderkey").distinct(), "o_orderkey", "left_semi")
+            .join(keys_df.select(*family.key).distinct(), family.key, "left_semi")
         )
 
-    def orders(self) -> None:
+    def upserts(self, family: _Family) -> None:
         from pyspark.sql import functions as F
 
-        prepared = self.load_prepared("orders")
+        prepared = self.load_prepared(family.name)
         if prepared is None:
             return
-        table = TABLES["orders"]
-        clean = self.clean(prepared, table).withColumn(
-            "_order_month", F.trunc("o_orderdate", "month"))
-        tomb = self.tombstones().select("o_orderkey", F.col("_ds").alias("_tomb_ds"))
-        flagged = clean.join(tomb, "o_orderkey", "left").withColumn(
+        table = family.table
+        clean = self.clean(prepared, table)
+        if family.part is not None:
+            assert table.partition_expr is not None
+            clean = clean.withColumn(family.part, F.expr(table.partition_expr).cast(
+                table.partition_type))
+        flagged = clean.join(self.tombstone_ds(family), family.key, "left").withColumn(
             "_deleted", F.coalesce(F.col("_tomb_ds") >= F.col("_ds"), F.lit(False))).cache()
-        # One pass gives both the rows superseded by a deletion and the months of the rest.
-        by_month = flagged.groupBy("_deleted", "_order_month").count().collect()
-        superseded = sum(r["count"] for r in by_month if r["_deleted"])
-        self.run.details.setdefault("superseded_by_delete", {})["orders"] = superseded
-        self.run.count("written", "orders", 0)
+        # One pass gives both the rows superseded by a deletion and the partitions of the rest.
+        part = F.col(family.part) if family.part else F.lit(None).cast("date")
+        by_part = flagged.groupBy("_deleted", part.alias("_part")).count().collect()
+        superseded = sum(r["count"] for r in by_part if r["_deleted"])
+        self.run.details.setdefault("superseded_by_delete", {})[family.name] = superseded
+        self.run.count("written", family.name, 0)
         source = flagged.where(~F.col("_deleted")).select(*silver_columns(table))
         # Materialised before the MERGE rewrites the table it was read from.
-        existing = self.order_lookup(source).localCheckpoint(eager=True)
-        stored = existing.agg(F.collect_set("_old_month").alias("months"),
+        existing = self.lookup(family, source).localCheckpoint(eager=True)
+        stored = existing.agg(F.collect_set("_old_part").alias("parts"),
                               F.count(F.lit(1)).alias("rows"),
-                              F.count_distinct("o_orderkey").alias("keys")).first()
+                              F.count_distinct(*family.key).alias("keys")).first()
         assert stored is not None
         if stored["rows"] != stored["keys"]:
             # Only a run killed while repairing after concurrent runs leaves that.
-            raise _Inconsistent("silver/orders holds two rows of an order of the drop")
-        months = sorted({r["_order_month"] for r in by_month if not r["_deleted"]}
-                        | set(stored["months"]))
-        if months:
-            self.touched_months["orders"] = [m.isoformat() for m in months]
-            # Line items move first: after a crash between the two writes the re-run still
-            # sees the order's old month and completes the move (moving nothing twice).
-            # The other way round, it would see the new month and leave them behind.
-            self.cascade_month_moves(source, existing)
-            result = merge_latest(self.spark, self.silver_uri("orders"), source, table.key,
-                                  f"t._order_month IN {sql_in(months)}")
-            self.note_merge("orders", result.version, result.metrics)
+            raise _Inconsistent(f"silver/{family.name} holds two rows of a key of the drop")
+        if family.part is None:
+            if not any(not r["_deleted"] for r in by_part):
+                flagged.unpersist()
+                prepared.unpersist()
+                return
+            result = merge_latest(self.spark, self.silver_uri(family.name), source,
+                                  table.key)
+            self.note_merge(family.name, result.version, result.metrics)
+        else:
+            parts = sorted({r["_part"] for r in by_part if not r["_deleted"]}
+                           | set(stored["parts"]))
+            if parts:
+                self.touched[family.name] = [str(p) for p in parts]
+                # Children move first: after a crash between the two writes the re-run
+                # still sees the parent's old partition and completes the move (moving
+                # nothing twice). The other way round, it would see the new partition and
+                # leave them behind.
+                self.cascade_moves(family, source, existing)
+                result = merge_latest(self.spark, self.silver_uri(family.name), source,
+                                      table.key, family.in_parts("t", parts))
+                self.note_merge(family.name, result.version, result.metrics)
         flagged.unpersist()
         prepared.unpersist()
 
-    def cascade_month_moves(self, source: DataFrame, existing: DataFrame) -> None:
-        """Move line items with their order when an applied update changed its month."""
+    def cascade_moves(self, family: _Family, source: DataFrame, existing: DataFrame) -> None:
+        """Move children with their parent when an applied update changed its partition."""
         from pyspark.sql import functions as F
 
+        if not family.children or family.part is None:
+            return
+        part = family.part
         moved = (
-            source.join(existing, "o_orderkey")
-            .where((F.col("_order_month") != F.col("_old_month"))
+            source.join(existing, family.key)
+            .where((F.col(part) != F.col("_old_part"))
                    & ((F.col("_ds") > F.col("_old_ds"))
                       | ((F.col("_ds") == F.col("_old_ds"))
                          & (F.col("_row_hash") != F.col("_old_hash")))))
-            .select(F.col("o_orderkey").alias("l_orderkey"),
-                    F.col("_order_month").alias("_new_month"), "_old_month")
+            .select(*family.key, F.col(part).alias("_new_part"), "_old_part")
             .cache()
         )
-        old_months = sorted({r[0] for r in moved.select("_old_month").distinct().collect()})
-        if old_months:
-            result = update_matching(
-                self.spark, self.silver_uri("lineitem"), moved,
-                f"t.l_orderkey = s.l_orderkey AND t._order_month IN {sql_in(old_months)}",
-                {"_order_month": "s._new_month"},
-            )
-            self.run.wrote("lineitem", result.version)
-            self.run.details["order_month_moves"] = moved.count()
+        old_parts = sorted({r[0] for r in moved.select("_old_part").distinct().collect()})
+        if old_parts:
+            for child in family.children:
+                on = _eq("t", "s", [(c, p) for c, p in family.mapping(child)])
+                result = update_matching(
+                    self.spark, self.silver_uri(child.name), moved,
+                    f"{on} AND {family.in_parts('t', old_parts)}",
+                    {part: "s._new_part"},
+                )
+                self.run.wrote(child.name, result.version)
+            self.run.details["partition_moves"] = moved.count()
         moved.unpersist()
 
-    def apply_deletes(self, deletes: DataFrame) -> None:
-        """Remove the versions of orders and line items that the drop's deletions cover.
+    def apply_deletes(self, family: _Family, deletes: DataFrame) -> None:
+        """Remove the versions of the family's rows and children the drop's deletions cover.
 
-        A line item newer than the deletion survives it, but when its order goes it has no
-        order left: it is parked as an orphan, exactly as if the deletion had come first,
+        A child newer than the deletion survives it, but when its parent goes it has no
+        parent left: it is parked as an orphan, exactly as if the deletion had come first,
         so the result does not depend on the order in which the drops are processed.
         """
         from pyspark.sql import functions as F
 
-        # Per deletion: the stored order's month and whether the orders DELETE below removes
-        # it (it is not newer). Materialised: that DELETE rewrites the table read here.
-        looked_up = deletes.join(self.order_lookup(deletes), "o_orderkey", "left").select(
-            "o_orderkey", "_tomb_ds", "_old_month",
+        # Per deletion: the stored row's partition and whether the DELETE below removes it
+        # (it is not newer). Materialised: that DELETE rewrites the table read here.
+        looked_up = deletes.join(self.lookup(family, deletes), family.key, "left").select(
+            *family.key, "_tomb_ds", "_old_part", F.col("_old_ds").isNotNull().alias("_known"),
             (F.col("_old_ds") <= F.col("_tomb_ds")).alias("_gone"),
         ).localCheckpoint(eager=True)
-        stats = looked_up.groupBy("_old_month", "_gone").count().collect()
-        months = sorted(r["_old_month"] for r in stats if r["_old_month"] is not None)
+        stats = looked_up.groupBy("_old_part", "_known", "_gone").count().collect()
         self.run.details["deletes_unknown_key"] = sum(
-            r["count"] for r in stats if r["_old_month"] is None)
-        if not months:
+            r["count"] for r in stats if not r["_known"])
+        if not any(r["_known"] for r in stats):
             return
-        if any(r["_gone"] for r in stats):
+        parts = sorted({r["_old_part"] for r in stats if r["_known"]},
+                       key=lambda p: (p is None, p))
+        if any(r["_gone"] for r in stats) and family.children:
             self.run.details["orphaned_by_delete"] = self.park_orphaned_by_delete(
-                looked_up, months)
-        predicate = f"t._order_month IN {sql_in(months)}"
-        # Line items first: a re-run after a crash between the two DELETEs finds the order
-        # (and its month) still there. The other way round it would find no order and
-        # leave its line items in silver for good.
-        for name, key, condition in (
-            ("lineitem", "l_orderkey", "t._ds <= s._tomb_ds OR s._gone"),
-            ("orders", "o_orderkey", "t._ds <= s._tomb_ds"),
-        ):
+                family, looked_up, parts)
+        bound = family.in_parts("t", parts)
+        # Children first: a re-run after a crash between the DELETEs finds the parent (and
+        # its partition) still there. The other way round it would find no parent and leave
+        # its children in silver for good.
+        targets = [(c.name, family.mapping(c), "t._ds <= s._tomb_ds OR s._gone")
+                   for c in family.children]
+        targets.append((family.name, [(k, k) for k in family.key], "t._ds <= s._tomb_ds"))
+        for name, pairs, condition in targets:
             result = delete_matching(
                 self.spark, self.silver_uri(name), looked_up,
-                f"t.{identifier(key)} = s.o_orderkey AND {predicate}", condition)
+                f"{_eq('t', 's', pairs)} AND {bound}", condition)
             self.run.wrote(name, result.version)
             self.run.details.setdefault("deleted_rows", {})[name] = result.metrics.get(
                 "num_deleted_rows", 0)
 
-    def park_orphaned_by_delete(self, gone: DataFrame, months: list[dt.date]) -> int:
-        """Park stored line items newer than the deletion of their order as orphans.
+    def park_orphaned_by_delete(self, family: _Family, gone: DataFrame,
+                                parts: list[Any]) -> int:
+        """Park stored children newer than the deletion of their parent as orphans.
 
-        Their raw lines come from bronze; they are written to ``quarantine/lineitem``
-        under their own ``_ds`` before the DELETE removes them from silver (a crash in
-        between leaves a line in both places for a moment, never in neither), and every
-        later run retries them like any orphan.
+        Their raw lines come from bronze; they are written to ``quarantine/<child>`` under
+        their own ``_ds`` before the DELETE removes them from silver (a crash in between
+        leaves a line in both places for a moment, never in neither), and every later run
+        retries them like any orphan.
 
-        :param gone: the drop's deletions: ``o_orderkey``, ``_tomb_ds`` and ``_gone`` (the
-            stored order is not newer than its deletion).
-        :param months: the ``_order_month`` values of those orders.
-        :return: the line items newly parked.
+        :param gone: the drop's deletions: the key, ``_tomb_ds`` and ``_gone`` (the stored
+            row is not newer than its deletion).
+        :param parts: the partitions of those rows.
+        :return: the children newly parked.
         """
         from pyspark.sql import functions as F
 
-        orphaned = (
-            self.read_silver("lineitem").where(F.expr(f"_order_month IN {sql_in(months)}"))
-            .join(gone.where("_gone").select(F.col("o_orderkey").alias("l_orderkey"),
-                                             "_tomb_ds"), "l_orderkey")
-            .where(F.col("_ds") > F.col("_tomb_ds"))
-            .select(*LINEAGE)
-        )
-        return self.park_lines(orphaned)
+        total = 0
+        for child in family.children:
+            mapping = family.mapping(child)
+            stored = self.read_silver(child.name)
+            if family.part is not None:
+                stored = stored.where(F.expr(family.in_parts("t", parts).replace("t.", "", 1)))
+            orphaned = (
+                stored.join(gone.where("_gone").select(*[F.col(p).alias(c) for c, p in mapping],
+                                                       "_tomb_ds"), [c for c, _ in mapping])
+                .where(F.col("_ds") > F.col("_tomb_ds"))
+                .select(*LINEAGE)
+            )
+            total += self.park_lines(child, orphaned)
+        return total
 
-    def park_lines(self, orphaned: DataFrame) -> int:
-        """Park line items (their lineage: ``_ds``, ``_source_file``, ``_line_number``) in
-        ``quarantine/lineitem`` as orphans, with their raw lines from bronze.
+    def park_lines(self, child: Table, orphaned: DataFrame) -> int:
+        """Park child rows (their lineage: ``_ds``, ``_source_file``, ``_line_number``) in
+        ``quarantine/<child>`` as orphans, with their raw lines from bronze.
 
-        :return: the line items newly parked.
+        :return: the rows newly parked.
         """
         from pyspark.sql import functions as F
 
@@ -660,82 +806,89 @@ class _Silver:
         if not ds_list:
             return 0
         bronze = self.spark.read.format("delta").load(
-            self.ctx.lake.table("bronze", "lineitem")).where(F.col("_ds").isin(ds_list))
+            self.ctx.lake.table("bronze", child.name)).where(F.col("_ds").isin(ds_list))
         rows = orphaned.join(bronze, LINEAGE).select(
-            F.col("value").alias("raw"), *LINEAGE, F.array(F.lit(ORPHAN_REASON)).alias("reasons"))
-        uri = self.ctx.lake.table("quarantine", "lineitem")
+            F.col("value").alias("raw"), *LINEAGE,
+            F.array(F.lit(orphan_reason(child.name))).alias("reasons"))
+        uri = self.ctx.lake.table("quarantine", child.name)
         ensure_table(self.spark, uri, quarantine_schema(), ["_ds"])
         result = merge_rows(self.spark, uri, rows, LINEAGE,
                             partition_predicate=f"t._ds IN {sql_in(ds_list)}")
-        self.run.wrote("quarantine/lineitem", result.version)
+        self.run.wrote(f"quarantine/{child.name}", result.version)
         return result.metrics.get("num_inserted_rows", 0)
 
-    def parked_orphans(self) -> DataFrame | None:
-        """Line items parked in quarantine as orphans by other drops."""
+    def parked_orphans(self, child: Table) -> DataFrame | None:
+        """Child rows parked in quarantine as orphans by other drops."""
         from pyspark.sql import functions as F
 
-        uri = self.ctx.lake.table("quarantine", "lineitem")
+        uri = self.ctx.lake.table("quarantine", child.name)
         if not is_delta_table(self.spark, uri):
             return None
         parked = (
             self.spark.read.format("delta").load(uri)
-            .where(F.array_contains("reasons", ORPHAN_REASON)
+            .where(F.array_contains("reasons", orphan_reason(child.name))
                    & (F.col("_ds") != F.lit(self.ctx.ds_str).cast("date")))
             .select(F.col("raw").alias("value"), "_ds", "_source_file", "_line_number")
         )
         return parked
 
-    def lineitem(self) -> None:
-        """Line items: order lookup first, so order rules and orphans are decided per line.
+    def child(self, family: _Family, child: Table) -> None:
+        """A child table: parent lookup first, so parent rules and orphans are decided per
+        row.
 
-        Order-dependent rules (``l_shipdate_after_orderdate``) run before duplicate and
-        conflict detection, so an invalid copy of a good line is quarantined for its rule
-        and the good line stays. Orphans parked by earlier drops are re-tried with this
-        drop's lines; each keeps its own ``_ds`` and lineage.
+        Parent-dependent rules (conditions on ``parent.<column>``) run before duplicate
+        and conflict detection, so an invalid copy of a good row is quarantined for its
+        rule and the good row stays. Orphans parked by earlier drops are re-tried with this
+        drop's rows; each keeps its own ``_ds`` and lineage.
         """
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        table = TABLES["lineitem"]
-        early = [e for e in expectations_for("lineitem") if not e.needs_order]
-        order_checks = [
-            Expectation(e.name, f"_o_orderdate IS NULL OR ({e.condition})", e.action)
-            for e in expectations_for("lineitem") if e.needs_order
+        mapping = family.mapping(child)
+        child_cols = [c for c, _ in mapping]
+        early = [e for e in child.expectations if e.scope == "row" and not e.needs_parent]
+        parent_checks = [
+            Expectation(e.name, f"{PARENT} IS NULL OR ({e.condition})", e.action)
+            for e in child.expectations if e.scope == "row" and e.needs_parent
         ]
         parts = []
-        lines = self.bronze("lineitem")
+        lines = self.bronze(child.name)
         if lines is not None:
-            parts.append(with_expectations(parse_lines(lines, table), early)
+            parts.append(with_expectations(parse_lines(lines, child), early)
                          .withColumn("_parked", F.lit(False)))
-        parked_lines = self.parked_orphans()
+        parked_lines = self.parked_orphans(child)
         if parked_lines is not None:
-            parts.append(with_expectations(parse_lines(parked_lines, table), early)
+            parts.append(with_expectations(parse_lines(parked_lines, child), early)
                          .withColumn("_parked", F.lit(True)))
         if not parts:
             return
         union = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
-        orders = self.read_silver("orders").select(
-            F.col("o_orderkey").alias("l_orderkey"), F.col("o_orderdate").alias("_o_orderdate"),
-            "_order_month")
-        tomb = self.tombstones().select(F.col("o_orderkey").alias("l_orderkey"),
-                                        F.col("_ds").alias("_tomb_ds"))
+        stored = self.read_silver(family.name)
+        parent_cols = family.table.column_names
+        parents = stored.select(
+            *[F.col(p).alias(c) for c, p in mapping],
+            F.struct(*[F.col(c) for c in parent_cols]).alias(PARENT),
+            *([F.col(family.part)] if family.part else []))
+        tomb = self.tombstone_ds(family).select(*[F.col(p).alias(c) for c, p in mapping],
+                                                "_tomb_ds")
         looked_up = with_expectations(
-            union.join(orders, "l_orderkey", "left").join(tomb, "l_orderkey", "left"),
-            order_checks,
+            union.join(parents, child_cols, "left").join(tomb, child_cols, "left"),
+            parent_checks,
         )
         # Duplicates and conflicts are decided within one drop: partition by key and _ds.
-        staged = with_drop_dedup(looked_up, [*table.key, "_ds"])
+        staged = with_drop_dedup(looked_up, [*child.key, "_ds"])
         clean = ~F.col("_is_duplicate") & (F.size("_reasons") == 0)
         deleted = F.coalesce(F.col("_tomb_ds") >= F.col("_ds"), F.lit(False))
-        orphan = clean & F.col("_o_orderdate").isNull() & ~deleted
+        has_parent = F.col(PARENT).isNotNull()
+        orphan = clean & ~has_parent & ~deleted
         staged = (
             staged.withColumn("_deleted", clean & deleted)
-            .withColumn("_reasons", F.when(orphan, F.array(F.lit(ORPHAN_REASON)))
+            .withColumn("_reasons", F.when(orphan, F.array(F.lit(orphan_reason(child.name))))
                         .otherwise(F.col("_reasons")))
-            .withColumn("_applicable", clean & ~deleted & F.col("_o_orderdate").isNotNull())
+            .withColumn("_applicable", clean & ~deleted & has_parent)
         )
-        # Rank only among applicable lines: an invalid copy must never outrank them.
-        newest = Window.partitionBy(*table.key).orderBy(
+        # Rank only among applicable rows: an invalid copy must never outrank them.
+        newest = Window.partitionBy(*child.key).orderBy(
             F.col("_applicable").desc(), F.col("_ds").desc())
         # Eagerly materialised: the writes below change the quarantine table this plan
         # reads, and Spark would otherwise re-read it (without the released orphans).
@@ -743,42 +896,48 @@ class _Silver:
             "_rank", F.when(F.col("_applicable"), F.row_number().over(newest))
         ).localCheckpoint(eager=True)
         own = staged.where(~F.col("_parked"))
-        counts = self.account("lineitem", own) if lines is not None else {}
+        counts = self.account(child.name, own) if lines is not None else {}
         rejected = own.where(~F.col("_is_duplicate") & (F.size("_reasons") > 0))
-        n_q = self.write_quarantine("lineitem", rejected, counts.get("*rejected", 0))
-        self.run.count("quarantined", "lineitem", n_q)
-        self.record_expectations("lineitem", list(order_checks), counts)
-        self.run.details.setdefault("superseded_by_delete", {})["lineitem"] = (
+        n_q = self.write_quarantine(child.name, rejected, counts.get("*rejected", 0))
+        self.run.count("quarantined", child.name, n_q)
+        self.record_expectations(child.name, list(parent_checks), counts)
+        self.run.details.setdefault("superseded_by_delete", {})[child.name] = (
             own.where(F.col("_deleted")).count())
         source = (
             staged.where(F.col("_rank") == 1)
-            .withColumn("_row_hash", F.xxhash64(*[F.col(c) for c in table.column_names]))
-            .select(*silver_columns(table))
+            .withColumn("_row_hash", F.xxhash64(*[F.col(c) for c in child.column_names]))
+            .select(*silver_columns(child))
         )
-        months = sorted({r[0] for r in source.select("_order_month").distinct().collect()})
-        if months:
-            self.touched_months["lineitem"] = [m.isoformat() for m in months]
-            result = merge_latest(self.spark, self.silver_uri("lineitem"), source, table.key,
-                                  f"t._order_month IN {sql_in(months)}")
-            self.note_merge("lineitem", result.version, result.metrics)
+        if family.part is None:
+            if source.limit(1).count():
+                result = merge_latest(self.spark, self.silver_uri(child.name), source,
+                                      child.key)
+                self.note_merge(child.name, result.version, result.metrics)
+        else:
+            found = sorted({r[0] for r in source.select(family.part).distinct().collect()})
+            if found:
+                self.touched[child.name] = [str(p) for p in found]
+                result = merge_latest(self.spark, self.silver_uri(child.name), source,
+                                      child.key, family.in_parts("t", found))
+                self.note_merge(child.name, result.version, result.metrics)
         # Only now do resolved orphans leave quarantine (applied, superseded, deleted, or
-        # kept under their own drop with a new reason): a crash in between leaves a line
+        # kept under their own drop with a new reason): a crash in between leaves a row
         # in both places for a moment, never in neither.
-        self.update_parked(staged)
+        self.update_parked(child, staged)
 
-    def update_parked(self, staged: DataFrame) -> None:
+    def update_parked(self, child: Table, staged: DataFrame) -> None:
         from pyspark.sql import functions as F
 
         resolved = staged.where(
             F.col("_parked") & ~F.col("_is_duplicate")
-            & ~F.array_contains("_reasons", ORPHAN_REASON)
+            & ~F.array_contains("_reasons", orphan_reason(child.name))
         ).select(
             "_ds", "_source_file", "_line_number",
             F.when(F.size("_reasons") > 0, F.col("_reasons")).alias("_new_reasons"),
         ).cache()
         ds_list = sorted({r[0] for r in resolved.select("_ds").distinct().collect()})
         if ds_list:
-            uri = self.ctx.lake.table("quarantine", "lineitem")
+            uri = self.ctx.lake.table("quarantine", child.name)
             result = merge_rows(
                 self.spark, uri, resolved, ["_ds", "_source_file", "_line_number"],
                 update_condition="s._new_reasons IS NOT NULL",
@@ -786,8 +945,9 @@ class _Silver:
                 partition_predicate=f"t._ds IN {sql_in(ds_list)}",
                 insert=False,
             )
-            self.run.wrote("quarantine/lineitem", result.version)
-            self.run.details["orphans_released"] = result.metrics.get("num_deleted_rows", 0)
+            self.run.wrote(f"quarantine/{child.name}", result.version)
+            self.run.details["orphans_released"] = self.run.details.get(
+                "orphans_released", 0) + result.metrics.get("num_deleted_rows", 0)
         resolved.unpersist()
 
 
@@ -817,14 +977,16 @@ def _timed(run_: Run, name: str, work: Callable[[], object]) -> None:
     log.info("silver %s: %s took %.1fs", run_.ds, name, seconds)
 
 
-def _dimension_gate(present: set[str]) -> bool:
-    """Whether a fail-level expectation of a dimension in the drop could stop the run.
+def _plain_tables_first(catalog: Catalog, present: set[str]) -> bool:
+    """Whether a fail-level expectation of a plain (non-family) table in the drop could
+    stop the run.
 
-    Such a failure must stop the step before orders and line items are merged, so the
-    dimensions then go first; without one, they run beside the orders.
+    Such a failure must stop the step before any family is merged, so the plain tables
+    then go first; without one, they run beside the families.
     """
-    return any(e.action == "fail" for name in DIMENSIONS if name in present
-               for e in expectations_for(name))
+    plain = (*catalog.latest_tables, *catalog.scd2_tables)
+    return any(e.action == "fail" for name in plain if name in present
+               for e in catalog.expectations(name))
 
 
 def run(ctx: StepContext) -> bool:
@@ -835,6 +997,7 @@ def run(ctx: StepContext) -> bool:
         successful run), ``True`` otherwise.
     :raises DropNotReadyError: when the drop has not been ingested.
     """
+    catalog = ctx.catalog
     found = last_successes(ctx.spark, ctx.lake, {"ingest": ctx.ds, "silver": ctx.ds})
     ingest, previous = found["ingest"], found["silver"]
     if ingest is None:
@@ -848,32 +1011,36 @@ def run(ctx: StepContext) -> bool:
     present = set(json.loads(ingest["details"] or "{}").get("files", {}))
     # Any earlier run of this drop (even a killed one) may have left quarantine rows.
     work = _Silver(ctx, run_, present, _quarantined_before(ctx, present))
-    customer = partial(work.settled, "customer", CUSTOMER_SECTION, ("customer",),
-                       work.customer)
-    dimensions = {
-        name: customer if name == "customer" else partial(work.latest_dimension, name)
-        for name in DIMENSIONS
-    }
-    groups = {
-        "dimensions": partial(_timed, run_, "dimensions", partial(run_parallel, dimensions)),
-        "orders": partial(work.settled, "orders", ORDER_SECTION, ORDER_COUNTED,
-                          work.order_section, work.repair, ORDER_DETAILS),
-    }
+    plain: dict[str, Callable[[], None]] = {
+        name: partial(work.latest, name) for name in catalog.latest_tables}
+    for name in catalog.scd2_tables:
+        plain[name] = partial(work.settled, name, (f"silver/{name}",
+                                                   f"silver/{snapshots_table(name)}"),
+                              (name,), partial(work.scd2, name))
+    groups: dict[str, Callable[[], object]] = {}
+    if plain:
+        groups["dimensions"] = partial(_timed, run_, "dimensions", partial(run_parallel, plain))
+    for name in catalog.families:
+        family = _Family.of(catalog, name)
+        groups[name] = partial(work.settled, name, family.section, family.counted,
+                               partial(work.family_section, family),
+                               partial(work.repair, family), FAMILY_DETAILS)
     with commit_tag(ctx.spark, work.tag):
         try:
-            if _dimension_gate(present):
+            if _plain_tables_first(catalog, present):
                 for group in groups.values():
                     group()
             else:
-                # Dimensions and orders write different tables and read nothing of each
-                # other: they run side by side, which keeps both cores busy on small drops.
+                # Plain tables and families write different tables and read nothing of
+                # each other: they run side by side, which keeps both cores busy on small
+                # drops.
                 run_parallel(groups)
         except QualityGateError as exc:
             record_dq(run_, work.dq)
             run_.write("failed", str(exc))
             raise
         record_dq(run_, work.dq)
-        run_.details["touched_months"] = work.touched_months
+        run_.details["touched_partitions"] = work.touched
         run_.write("succeeded")
     log.info("silver %s: written %s quarantined %s duplicates %s", ctx.ds, run_.rows_written,
              run_.rows_quarantined, run_.rows_duplicate)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from jobs.delta_io import is_delta_table
-from jobs.tpch import ORDERS_DELETE, TABLES, table
+from tests.support.tpch import ORDERS_DELETE, TABLES, TOMBSTONES, table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -85,7 +85,7 @@ def account_for_every_line(spark: SparkSession, lake: Lake) -> dict[Line, str]:
     """
     latest = _latest_silver_runs(spark, lake)
     tombstones = {r["o_orderkey"]: r["_ds"]
-                  for r in _rows(spark, lake, "silver", "_order_tombstones")}
+                  for r in _rows(spark, lake, "silver", TOMBSTONES)}
     snapshots = {(r["_source_file"], r["_line_number"]): r
                  for r in _rows(spark, lake, "silver", "_customer_snapshots")}
     out: dict[Line, str] = {}
@@ -95,7 +95,7 @@ def account_for_every_line(spark: SparkSession, lake: Lake) -> dict[Line, str]:
     for name in names:
         bronze = bronze_rows[name]
         quarantined = {(r["_source_file"], r["_line_number"]) for r in quarantine_rows[name]}
-        target = "_order_tombstones" if name == ORDERS_DELETE.name else name
+        target = TOMBSTONES if name == ORDERS_DELETE.name else name
         silver = _rows(spark, lake, "silver", target)
         in_silver = {(r["_source_file"], r["_line_number"]) for r in silver}
         t = table(name)

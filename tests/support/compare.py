@@ -6,8 +6,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.tpch import TABLES
 from tests.support.lake import DATA_LAYERS
+from tests.support.tpch import TABLES, TOMBSTONES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -17,7 +17,7 @@ __all__ = ["KEYS", "VOLATILE", "assert_lake_equal", "assert_tables_equal", "cont
 
 # Primary keys of the silver tables (customer: one row per SCD2 version).
 KEYS = {**{name: t.key for name, t in TABLES.items()}, "customer": ("c_custkey", "valid_from"),
-        "_order_tombstones": ("o_orderkey",)}
+        TOMBSTONES: ("o_orderkey",)}
 # Columns that differ between two runs of the same input.
 VOLATILE = ("_ingested_at",)
 

@@ -22,6 +22,7 @@ from jobs.lake import Lake
 from jobs.steps import gold, ingest, quality, silver
 from jobs.steps.common import StepContext
 from tests.support.environment import environment
+from tests.support.tpch import GOLD, SNAPSHOTS, TOMBSTONES, mart
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -33,8 +34,7 @@ __all__ = ["DATA_LAYERS", "GOLD", "SILVER", "ChaosHistory", "build_history", "co
 ROOT = Path(__file__).resolve().parents[2]
 DATA_LAYERS = ("bronze", "silver", "quarantine", "gold")
 SILVER = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
-          "_order_tombstones", "_customer_snapshots")
-GOLD = ("daily_line_summary", "revenue_by_nation")
+          TOMBSTONES, SNAPSHOTS)
 
 
 def generate(landing: Path, *, chaos: bool, sf: str = "0.01", days: int = 3,
@@ -99,18 +99,14 @@ def copy_lake(lake: Lake, to: Path) -> Lake:
 
 def expected_gold(spark: SparkSession, lake: Lake) -> dict[str, list[tuple[Any, ...]]]:
     """Both marts computed from scratch over the lake's silver, as sorted row tuples."""
-    from jobs.schemas import gold_schema
-    from jobs.transforms.gold import daily_line_summary, revenue_by_nation
+    from pyspark.sql import functions as F
 
     read = {n: spark.read.format("delta").load(lake.table("silver", n))
             for n in ("orders", "lineitem", "customer", "nation")}
-    marts = {
-        "daily_line_summary": daily_line_summary(read["lineitem"]),
-        "revenue_by_nation": revenue_by_nation(read["orders"], read["lineitem"],
-                                               read["customer"], read["nation"]),
-    }
-    return {n: sorted((tuple(r) for r in df.select(*gold_schema(n).names).collect()), key=repr)
-            for n, df in marts.items()}
+    views = {**read, "customer": read["customer"].where(F.col("is_current")),
+             "customer_history": read["customer"]}
+    return {n: sorted((tuple(r) for r in mart(spark, n, **views).collect()), key=repr)
+            for n in GOLD}
 
 
 @dataclass

@@ -35,8 +35,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from jobs.tpch import table
-from jobs.transforms.silver import CONFLICT_REASON, ORPHAN_REASON
+from jobs.transforms.silver import CONFLICT_REASON
+from tests.support.tpch import ORPHAN_REASON, TOMBSTONES, table
 
 __all__ = ["BASE_DS", "BASE_FILES", "CHOICES", "CUSTKEYS", "CUSTOMERS", "ITEMKEYS", "ITEMS",
            "LANES", "ORDERKEYS", "ORDERS", "Drop", "Key", "LaneSpec", "Row", "customer_line",
@@ -290,7 +290,7 @@ def expected_tables(files: Iterable[tuple[dt.date, str, str, list[str]]]
     out: dict[str, dict[Key, Row]] = {}
     v = drops.versions
     tomb = {k: max(by_ds) for k, by_ds in v["orders_delete"].items()}
-    out["silver/_order_tombstones"] = {k: (k[0], *v["orders_delete"][k][ds].lineage)
+    out[f"silver/{TOMBSTONES}"] = {k: (k[0], *v["orders_delete"][k][ds].lineage)
                                        for k, ds in tomb.items()}
     orders: dict[Key, Version] = {}
     for k, by_ds in v["orders"].items():
@@ -337,7 +337,7 @@ def expected_tables(files: Iterable[tuple[dt.date, str, str, list[str]]]
 def expected_gold(orders: dict[Key, Version], items: dict[Key, Version],
                   history: dict[Key, list[tuple[Version, dt.date | None]]],
                   nations: dict[Key, dict[dt.date, Version]]) -> dict[str, dict[Key, Row]]:
-    """Both marts from the model's silver (the definitions of ``jobs/transforms/gold.py``)."""
+    """Both marts from the model's silver (the definitions of ``pipelines/tpch/gold/*.sql``)."""
     zero = Decimal(0)
     summary: dict[Key, list[Any]] = defaultdict(lambda: [zero, zero, zero, zero, zero, 0])
     revenue: dict[Key, list[Any]] = defaultdict(lambda: [zero, set()])

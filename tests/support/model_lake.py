@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from jobs.lake import Lake
 from jobs.steps import gold, ingest, silver
 from jobs.steps.common import StepContext, run_parallel
-from jobs.tpch import table
 from tests.support.lake import lake_of
 from tests.support.model import BASE_DS, BASE_FILES, Key, Row, land
+from tests.support.tpch import TOMBSTONES, table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -44,7 +44,7 @@ READ: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "silver/customer": (("c_custkey", "valid_from"),
                         _columns("customer", ("valid_from", "valid_to", "is_current"))),
     "silver/_customer_snapshots": (("c_custkey", "_ds"), _columns("customer")),
-    "silver/_order_tombstones": (("o_orderkey",), ("o_orderkey", *LINEAGE)),
+    f"silver/{TOMBSTONES}": (("o_orderkey",), ("o_orderkey", *LINEAGE)),
     **{f"quarantine/{n}": (LINEAGE, ("raw", "reasons"))
        for n in ("customer", "orders", "lineitem")},
     "gold/daily_line_summary": (("ship_date", "l_returnflag", "l_linestatus"),

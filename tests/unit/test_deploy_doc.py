@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from jobs.metrics import StepMetrics
-from jobs.tpch import ORDERS_DELETE, TABLE_NAMES
+from tests.support.tpch import TPCH
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "deploy.md"
@@ -229,7 +229,7 @@ def test_metrics_on_the_page_are_the_ones_jobs_metrics_sends() -> None:
     gold writes its two marts; quality and maintain count no rows.
     """
     text = DOC.read_text(encoding="utf-8")
-    bronze = (*TABLE_NAMES, ORDERS_DELETE.name)
+    bronze = TPCH.bronze_tables
     daily = {
         "ingest": {"read": bronze, "written": bronze},
         "silver": {k: bronze for k in ("read", "written", "quarantined", "duplicate")},

@@ -1,4 +1,4 @@
-"""Tests of the pure silver -> gold transforms in ``jobs.transforms.gold``.
+"""Tests of the TPC-H marts' SQL (``pipelines/tpch/gold/*.sql``) over literal silver rows.
 
 Expected measures are worked out by hand in the comments (exact decimal arithmetic).
 """
@@ -10,8 +10,7 @@ from decimal import Decimal as Dec
 from typing import TYPE_CHECKING
 
 from chispa import assert_df_equality
-
-from jobs.transforms.gold import daily_line_summary, revenue_by_nation
+from tests.support.tpch import mart
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,7 +34,7 @@ def test_daily_line_summary_sums_q1_measures_per_date_flag_and_status(
         "l_linestatus string, l_shipdate date",
     )
 
-    summary = daily_line_summary(items)
+    summary = mart(spark, "daily_line_summary", lineitem=items)
 
     # disc_price = price * (1 - discount); charge = disc_price * (1 + tax)
     # SEP1 N O: 1000.00 * 0.96 = 960.0000 and 2000.50 * 0.91 = 1820.4550 -> 2780.4550;
@@ -62,6 +61,8 @@ def test_daily_line_summary_sums_q1_measures_per_date_flag_and_status(
 def test_revenue_by_nation_uses_the_customer_nation_as_of_the_order_date(
     spark: SparkSession,
 ) -> None:
+    from pyspark.sql import functions as F
+
     d = dt.date
     customer = spark.createDataFrame(
         [
@@ -102,7 +103,13 @@ def test_revenue_by_nation_uses_the_customer_nation_as_of_the_order_date(
         "l_orderkey bigint, l_extendedprice decimal(15,2), l_discount decimal(15,2)",
     )
 
-    revenue = revenue_by_nation(orders, items, customer, nation)
+    # A line item lives in its order's month (silver's partition), which the SQL joins on.
+    month = F.trunc(F.col("o_orderdate"), "month")
+    orders = orders.withColumn("_order_month", month)
+    items = items.join(orders.select(F.col("o_orderkey").alias("l_orderkey"), "_order_month"),
+                       "l_orderkey")
+    revenue = mart(spark, "revenue_by_nation", orders=orders, lineitem=items,
+                   customer_history=customer, nation=nation)
 
     expected = spark.createDataFrame(
         [

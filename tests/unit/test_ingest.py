@@ -128,7 +128,7 @@ def test_unusable_file_refuses_the_whole_drop_before_any_table_is_written(
         ingest.run(ctx)
 
     assert {t: latest_version(spark, ctx.lake.table("bronze", t))
-            for t in ingest.BRONZE_TABLES} == dict.fromkeys(ingest.BRONZE_TABLES)
+            for t in ctx.catalog.bronze_tables} == dict.fromkeys(ctx.catalog.bronze_tables)
 
 
 # -- landed_files --------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def test_drop_without_success_marker_is_not_ready(spark: SparkSession, tmp_path:
         ("notes.txt", "notes.txt: unexpected file in the drop"),
         ("extra/part-1.tbl", "extra/part-1.tbl: unexpected file in the drop"),
         ("orders/old/part-1.tbl", "orders/old/part-1.tbl: unexpected file in the drop"),
-        ("orders/part-1.csv", "orders/part-1.csv: not a .tbl file"),
+        ("orders/part-1.csv", "orders/part-1.csv: file name does not match '*.tbl'"),
     ],
     ids=["file_at_root", "unknown_table_folder", "nested_folder", "not_tbl"],
 )
@@ -191,7 +191,7 @@ def test_ingesting_a_drop_twice_keeps_one_copy_and_commits_nothing_the_second_ti
         "orders/part-2.tbl": b"3|c|\n",
     })
     ctx = context(spark, tmp_path)
-    bronze = {t: ctx.lake.table("bronze", t) for t in ingest.BRONZE_TABLES}
+    bronze = {t: ctx.lake.table("bronze", t) for t in ctx.catalog.bronze_tables}
     ledger = ctx.lake.table("ops", "runs")
     source = f"file:{drop}/orders"
     expected = spark.createDataFrame(

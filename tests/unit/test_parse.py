@@ -11,9 +11,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from chispa import assert_df_equality
+from jobs.catalog import Expectation
 
-from jobs.expectations import Expectation, expectations_for
-from jobs.tpch import TABLES
 from jobs.transforms.silver import (
     CONFLICT_REASON,
     parse_lines,
@@ -21,6 +20,7 @@ from jobs.transforms.silver import (
     with_expectations,
     with_row_hash,
 )
+from tests.support.tpch import TABLES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -245,11 +245,13 @@ def test_failed_fail_expectation_goes_to_reasons_and_failures(spark: SparkSessio
 def test_condition_that_evaluates_to_null_counts_as_failed(spark: SparkSession) -> None:
     from pyspark.sql import functions as F
 
-    order_rules = [e for e in expectations_for("lineitem") if e.needs_order]
+    order_rules = [e for e in LINEITEM.expectations if e.needs_parent]
     cases = [("order_known", LINEITEM_LINE), ("order_unknown", LINEITEM_LINE)]
+    # The parent's columns as the child's lookup gives them: NULL for an unknown order.
     parsed = parse_lines(lines(spark, cases), LINEITEM).withColumn(
-        "_o_orderdate",
-        F.when(F.col("_source_file") == "order_known", F.lit(dt.date(1996, 1, 2))),
+        "parent",
+        F.when(F.col("_source_file") == "order_known",
+               F.struct(F.lit(dt.date(1996, 1, 2)).alias("o_orderdate"))),
     )
 
     out = with_expectations(parsed, order_rules)

@@ -42,9 +42,9 @@ import pytest
 from jobs.lake import Lake
 from jobs.main import main
 from jobs.steps import ingest, silver
-from jobs.tpch import table
 from tests.support.accounting import Line, account_for_every_line
 from tests.support.lake import DATA_LAYERS, lake_of, run_drop, table_versions
+from tests.support.tpch import TOMBSTONES, table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -166,7 +166,7 @@ def _balance_warned(cat: Catalogue) -> None:
 
 
 def _unknown_delete_recorded(cat: Catalogue) -> None:
-    tomb = _silver_row(cat, "_order_tombstones", o_orderkey=999001)
+    tomb = _silver_row(cat, TOMBSTONES, o_orderkey=999001)
     assert tomb["_ds"].isoformat() == DROPS["D1"]
     # Unknown when the deletions were applied: 999001, and 111, whose order arrived in the
     # same drop and was never applied (see order_and_its_delete_in_one_drop).
@@ -370,7 +370,7 @@ LINE_KINDS: tuple[LineKind, ...] = (
              "its order's (older) drop is processed", (
         Landed("D2", "lineitem", text(row("lineitem", l_orderkey=112)), ("silver",)),
         Landed("D1", "orders", text(row("orders", o_orderkey=112)), ("silver",)))),
-    LineKind("delete_of_unknown_key", "a tombstone in `silver/_order_tombstones`; counted as "
+    LineKind("delete_of_unknown_key", "a tombstone in `silver/_orders_tombstones`; counted as "
              "`deletes_unknown_key`", (
         Landed("D1", "orders_delete", text(row("orders_delete", o_orderkey=999001)),
                ("silver",)),), _unknown_delete_recorded),

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.steps import gold, ingest, silver
-from jobs.tpch import TABLES
 from tests.support.accounting import OUTCOMES, account_for_every_line
 from tests.support.lake import lake_of, run_drop, snapshot, table_versions
+from tests.support.tpch import TABLES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

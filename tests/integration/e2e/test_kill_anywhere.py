@@ -129,7 +129,7 @@ FIRST_DAILY = [Kill("before_write:bronze/orders"), Kill("during_write:bronze/lin
                Kill("during_write:gold/daily_line_summary"),
                Kill("after_write:gold/revenue_by_nation")]
 SECOND_DAILY = [Kill("during_write:bronze/orders"), Kill("after_ingest"),
-                Kill("after_write:silver/_order_tombstones"), Kill("after_write:silver/customer"),
+                Kill("after_write:silver/_orders_tombstones"), Kill("after_write:silver/customer"),
                 Kill("during_write:silver/lineitem"), Kill("after_write:gold/daily_line_summary"),
                 Kill("before_quality")]
 THIRD_DAILY = [Kill("after_write:bronze/customer"), Kill("during_write:silver/orders"),
@@ -158,7 +158,7 @@ def test_targeted_kills_then_a_rerun_equal_the_clean_run(
 # marts, during a mart's write, and around quality's results and ledger row. A silver kill
 # makes the next run redo silver from the start, the dearest redo, so each chain has few.
 SMALL_FIRST = [Kill("during_write:bronze/customer"), Kill("after_write:bronze/orders"),
-               Kill("after_write:ops/runs"), Kill("after_write:silver/_order_tombstones"),
+               Kill("after_write:ops/runs"), Kill("after_write:silver/_orders_tombstones"),
                Kill("after_write:silver/lineitem"), Kill("during_write:gold/daily_line_summary"),
                Kill("after_write:gold/revenue_by_nation"), Kill("after_write:ops/dq_results"),
                Kill("after_quality")]

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pytest
 
-from jobs.tpch import TABLES
 from tests.support.lake import run_drop, table_versions
+from tests.support.tpch import TABLES
 from tests.support.tpch_queries import QUERIES
 
 if TYPE_CHECKING:

@@ -61,7 +61,6 @@ from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 
 from jobs.steps import ingest, silver
-from jobs.transforms.silver import ORPHAN_REASON
 from tests.support.kills import Kill, submit
 from tests.support.lake import lake_of
 from tests.support.model import (
@@ -86,6 +85,7 @@ from tests.support.model import (
     order_line,
 )
 from tests.support.model_lake import READ, actual_tables, build_base, difference, process
+from tests.support.tpch import ORPHAN_REASON
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -370,4 +370,4 @@ def test_a_pass_another_writer_interleaved_with_is_repaired_and_run_again(
         lake.table("ops", "runs")).where(f"step = 'silver' AND ds = DATE'{ds_of(0)}'").collect()]
     assert details["passes"]["orders"] == 3
     # The ledger describes the last pass; the third pass's repair fixed the line items.
-    assert september.isoformat() in details["repaired_months"]["lineitem"]
+    assert september.isoformat() in details["repaired_partitions"]["lineitem"]

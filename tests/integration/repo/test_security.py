@@ -26,6 +26,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,9 @@ import pytest
 
 from jobs.delta_io import _key_condition
 from jobs.errors import EXIT_CONFIG, ConfigError
-from jobs.schemas import GOLD_TABLES, silver_columns
+from jobs.schemas import silver_columns
 from jobs.sql import catalogue, identifier, sql_in, sql_literal
-from jobs.tpch import ORDERS_DELETE, TABLES
+from tests.support.tpch import GOLD, ORDERS_DELETE, TABLES, TOMBSTONES
 
 ROOT = Path(__file__).resolve().parents[3]
 DETECT_SECRETS = Path(sys.executable).parent / "detect-secrets"
@@ -133,9 +134,8 @@ def test_the_scan_reports_planted_credentials_in_a_new_file(tmp_path: Path) -> N
 
 def test_every_catalogue_name_is_accepted() -> None:
     # The catalogue is built from the table definitions; check it against them.
-    expected = {*TABLES, ORDERS_DELETE.name, *GOLD_TABLES}
+    expected = {*TABLES, ORDERS_DELETE.name, *GOLD, TOMBSTONES, "customer_history"}
     expected |= {c for t in TABLES.values() for c in silver_columns(t)}
-    expected |= {f"silver_{t}" for t in TABLES} | {f"gold_{t}" for t in GOLD_TABLES}
     assert expected <= catalogue()
     for name in catalogue():
         assert identifier(name) == name
@@ -201,7 +201,11 @@ def test_values_are_rendered_as_literals() -> None:
     assert sql_literal("x' OR '1'='1") == r"'x\' OR \'1\'=\'1'"
     assert sql_literal("a\\' OR 1=1 --") == r"'a\\\' OR 1=1 --'"
     assert sql_in([1, "F"]) == "(1, 'F')"
-    for bad in (True, dt.datetime(1998, 8, 1), 1.5, None):
+    assert sql_literal(dt.datetime(2013, 1, 1, 5)) == "TIMESTAMP'2013-01-01 05:00:00'"
+    assert sql_literal(1.5) == "CAST(1.5 AS DOUBLE)"
+    assert sql_literal(Decimal("-2.50")) == "-2.50BD"
+    aware = dt.datetime(2013, 1, 1, tzinfo=dt.UTC)
+    for bad in (True, aware, float("nan"), float("inf"), None):
         with pytest.raises(TypeError, match="unsupported literal"):
             sql_literal(bad)  # type: ignore[arg-type]
 

@@ -2,6 +2,8 @@
 
     spark-submit jobs/main.py <step> --ds YYYY-MM-DD [--lake URI] [--landing URI] [--force]
     python -m jobs <step> --ds YYYY-MM-DD [...]
+    python -m jobs validate [--pipeline NAME]
+    python -m jobs new-pipeline NAME --from-sample DIR
 
 Exit status: 0 done (also "nothing to do"); 1 failed, worth retrying; 2 bad arguments or
 configuration; 3 data-quality gate failed or input unusable.
@@ -24,9 +26,11 @@ from jobs.errors import EXIT_OK, EXIT_RETRY, ConfigError, PipelineError
 from jobs.logs import configure_logging
 from jobs.steps import ALL, NAMES
 
-__all__ = ["STEPS", "main", "parse_args"]
+__all__ = ["SPEC_COMMANDS", "STEPS", "main", "parse_args"]
 
 STEPS = (*NAMES, "all")
+# Commands that are not steps (jobs/spec/cli.py); kept here so parsing needs no import.
+SPEC_COMMANDS = ("validate", "new-pipeline")
 USAGE = "jobs <step> --ds YYYY-MM-DD [--lake URI] [--landing URI] [--force]"
 log = logging.getLogger("jobs")
 
@@ -117,8 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     :return: the exit status.
     """
     configure_logging()
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
+        if arguments and arguments[0] in SPEC_COMMANDS:
+            # validate / new-pipeline are not Spark steps: their own arguments and output.
+            from jobs.spec.cli import run_command
+
+            return run_command(arguments)
+        args = parse_args(arguments)
         run_step(args)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)

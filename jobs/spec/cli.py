@@ -75,7 +75,9 @@ def _validate(argv: Sequence[str]) -> int:
     if problems:
         return _report(sorted(set(problems)))
     p = doc.pipeline
-    checks = sum(len(s.expectations) for s in p.sources.values()) + len(p.gate.checks)
+    checks = len(p.gate.checks) + sum(
+        len(s.expectations) + (len(s.deletes.expectations) if s.deletes else 0)
+        for s in p.sources.values())
     print(f"{doc.spec_file}: OK: {len(p.sources)} sources, {len(p.marts)} marts, "
           f"{checks} expectations and gate checks; SQL resolved")
     return EXIT_OK

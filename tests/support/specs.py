@@ -9,10 +9,12 @@ line a problem must name with :func:`line_of`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["MART_SQL", "NAME", "SPEC", "line_of", "spec_text", "write_spec"]
+__all__ = ["MART_SQL", "NAME", "SAMPLE_KEYS", "SPEC", "line_of", "set_keys", "spec_text",
+           "write_samples", "write_spec"]
 
 NAME = "shop"
 
@@ -115,3 +117,41 @@ def line_of(text: str, fragment: str, occurrence: int = 1) -> int:
     found = [n for n, line in enumerate(text.splitlines(), 1) if fragment in line]
     assert len(found) >= occurrence, f"{fragment!r} occurs {len(found)} time(s)"
     return found[occurrence - 1]
+
+
+def write_samples(sample: Path) -> None:
+    """One table per format: csv with a header, dbgen-like delimited text, jsonl, parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (sample / "customers").mkdir(parents=True)
+    (sample / "customers" / "part-1.csv").write_text(
+        "Customer ID,Name,Joined,Balance\n1,\"Smith, Ann\",2024-01-02,10.50\n"
+        "2,Bob,2024-01-03,-3\n", encoding="utf-8")
+    (sample / "orders").mkdir()
+    (sample / "orders" / "orders.tbl").write_text(
+        "1|7|2024-01-02 10:00:00|true|\n2|7|2024-01-03 11:30:00|false|\n", encoding="utf-8")
+    (sample / "events").mkdir()
+    (sample / "events" / "a.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"id": 1, "kind": "click", "at": "2024-01-02", "score": 0.125},
+        {"id": 2, "kind": "view", "at": "2024-01-03", "score": 2},
+    ]) + "\n", encoding="utf-8")
+    (sample / "stock").mkdir()
+    pq.write_table(pa.table({
+        "sku": pa.array([1, 2], pa.int64()),
+        "qty": pa.array([5, 6], pa.int32()),
+        "price": pa.array([1, 2], pa.decimal128(12, 2)),
+    }), sample / "stock" / "s.parquet")
+
+
+# The key of each sample table, as the user would set it in the drafted spec.
+SAMPLE_KEYS = {"customers": "customer_id", "events": "id", "orders": "col_1", "stock": "sku"}
+
+
+def set_keys(spec: Path, keys: Mapping[str, str]) -> None:
+    """Set each table's ``key: []`` of a drafted spec, tables in the draft's (sorted) order."""
+    text = spec.read_text(encoding="utf-8")
+    for table in sorted(keys):
+        assert f"  {table}:" in text
+        text = text.replace("key: []", f"key: [{keys[table]}]", 1)
+    spec.write_text(text, encoding="utf-8")

@@ -8,7 +8,6 @@ the session ``spark`` fixture (analysis only, no job runs).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +26,16 @@ from jobs.spec.load import (
 )
 from jobs.spec.new import draft_spec, infer_type, new_pipeline
 from jobs.spec.schema import silver_struct
-from tests.support.specs import MART_SQL, NAME, line_of, spec_text, write_spec
+from tests.support.specs import (
+    MART_SQL,
+    NAME,
+    SAMPLE_KEYS,
+    line_of,
+    set_keys,
+    spec_text,
+    write_samples,
+    write_spec,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -348,31 +356,6 @@ def test_infer_type_of_text_values() -> None:
     assert infer_type(["", ""]) == ("string", None)
 
 
-def write_samples(sample: Path) -> None:
-    """One table per format: csv with a header, dbgen-like delimited text, jsonl, parquet."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    (sample / "customers").mkdir(parents=True)
-    (sample / "customers" / "part-1.csv").write_text(
-        "Customer ID,Name,Joined,Balance\n1,\"Smith, Ann\",2024-01-02,10.50\n"
-        "2,Bob,2024-01-03,-3\n", encoding="utf-8")
-    (sample / "orders").mkdir()
-    (sample / "orders" / "orders.tbl").write_text(
-        "1|7|2024-01-02 10:00:00|true|\n2|7|2024-01-03 11:30:00|false|\n", encoding="utf-8")
-    (sample / "events").mkdir()
-    (sample / "events" / "a.jsonl").write_text("\n".join(json.dumps(r) for r in [
-        {"id": 1, "kind": "click", "at": "2024-01-02", "score": 0.125},
-        {"id": 2, "kind": "view", "at": "2024-01-03", "score": 2},
-    ]) + "\n", encoding="utf-8")
-    (sample / "stock").mkdir()
-    pq.write_table(pa.table({
-        "sku": pa.array([1, 2], pa.int64()),
-        "qty": pa.array([5, 6], pa.int32()),
-        "price": pa.array([1, 2], pa.decimal128(12, 2)),
-    }), sample / "stock" / "s.parquet")
-
-
 def test_new_pipeline_infers_each_format_and_leaves_the_key_to_the_user(
         tmp_path: Path) -> None:
     write_samples(tmp_path / "sample")
@@ -397,13 +380,7 @@ def test_new_pipeline_infers_each_format_and_leaves_the_key_to_the_user(
         f"sources.{t}.key" for t in ("customers", "events", "orders", "stock")]
     assert {p.cause for p in raised.value.problems} == {"needs at least 1 item(s), has 0"}
 
-    spec = pipeline_dir("drafted", tmp_path) / "pipeline.yaml"
-    keyed = spec.read_text(encoding="utf-8").replace("key: []", "key: [{}]")
-    for table, key in (("customers", "customer_id"), ("events", "id"), ("orders", "col_1"),
-                       ("stock", "sku")):
-        keyed = keyed.replace("key: [{}]", f"key: [{key}]", 1)
-        assert f"  {table}:" in keyed
-    spec.write_text(keyed, encoding="utf-8")
+    set_keys(pipeline_dir("drafted", tmp_path) / "pipeline.yaml", SAMPLE_KEYS)
     assert check_structure(read_spec("drafted", tmp_path)) == []
 
 

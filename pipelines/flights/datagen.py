@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import os
@@ -120,6 +121,9 @@ class DatagenError(Exception):
 class SourceTable:
     """One CSV file of the package: its header and data lines, each with its newline.
 
+    Instances are shared between calls (:func:`read_source` caches them): nothing may
+    change their lists.
+
     :param name: table name.
     :param header: the header line.
     :param columns: column names, in file order.
@@ -130,18 +134,25 @@ class SourceTable:
     name: str
     header: str
     columns: tuple[str, ...]
-    lines: list[str]
-    rows: list[list[str]]
+    lines: tuple[str, ...]
+    rows: tuple[list[str], ...]
 
     def col(self, name: str) -> int:
         """0-based position of a column."""
         return self.columns.index(name)
 
-    def row_date(self, index: int) -> date:
-        """The local date of a flight or weather row (its year, month and day)."""
-        row = self.rows[index]
-        return date(int(row[self.col("year")]), int(row[self.col("month")]),
-                    int(row[self.col("day")]))
+    def dates(self) -> list[date]:
+        """The local date of every row of a flights or weather table (year, month, day)."""
+        y, m, d = self.col("year"), self.col("month"), self.col("day")
+        seen: dict[tuple[str, str, str], date] = {}
+        out = []
+        for row in self.rows:
+            parts = (row[y], row[m], row[d])
+            day = seen.get(parts)
+            if day is None:
+                day = seen[parts] = date(int(parts[0]), int(parts[1]), int(parts[2]))
+            out.append(day)
+        return out
 
 
 @dataclass
@@ -226,10 +237,14 @@ def read_source(name: str, directory: Path | None = None) -> SourceTable:
 
     :param name: one of :data:`TABLES`.
     :param directory: the package's data folder (default: :func:`source_dir`).
-    :return: the table's header, lines and parsed rows.
+    :return: the table's header, lines and parsed rows (cached: the files never change).
     :raises DatagenError: when the file is missing or not one record per line.
     """
-    folder = directory or source_dir()
+    return _read_source(name, directory or source_dir())
+
+
+@functools.cache
+def _read_source(name: str, folder: Path) -> SourceTable:
     try:
         if name == "flights":
             with zipfile.ZipFile(folder / "flights.csv.zip") as archive:
@@ -244,7 +259,7 @@ def read_source(name: str, directory: Path | None = None) -> SourceTable:
         raise DatagenError(f"{name}: expected one CSV record per line")
     if not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    return SourceTable(name, lines[0], tuple(records[0]), lines[1:], records[1:])
+    return SourceTable(name, lines[0], tuple(records[0]), tuple(lines[1:]), tuple(records[1:]))
 
 
 def drop_dates(days: int, since: date | None = None) -> list[date]:
@@ -296,15 +311,16 @@ def build_landing(days: int, seed: int = 0, chaos: bool = False, since: date | N
     :raises DatagenError: on bad arguments, or chaos without a daily drop.
     """
     dates = drop_dates(days, since)
+    if chaos and days < 1:
+        raise DatagenError("--chaos needs at least one daily drop (--days 1 or more)")
     first = since or FIRST_DAY
     tables = {name: read_source(name, directory) for name in TABLES}
     # Lines per drop, in the package's order; chaos may move a late flight between them.
     per_drop: dict[str, list[list[int]]] = {}
     for name in ("flights", "weather"):
         buckets: list[list[int]] = [[] for _ in dates]
-        table = tables[name]
-        for i in range(len(table.lines)):
-            drop = _drop_of(table.row_date(i), dates, first)
+        for i, day in enumerate(tables[name].dates()):
+            drop = _drop_of(day, dates, first)
             if drop is not None:
                 buckets[drop].append(i)
         per_drop[name] = buckets
@@ -370,8 +386,6 @@ def _plan_chaos(tables: dict[str, SourceTable], flight_drops: list[list[int]],
     :param landing: receives the manifest entries.
     :return: path relative to the landing root -> ``(line text, its entries)`` in order.
     """
-    if len(dates) < 2:
-        raise DatagenError("--chaos needs at least one daily drop (--days 1 or more)")
     rng = random.Random(f"flights-datagen-chaos:{seed}")
     flights = tables["flights"]
     columns = flights.columns

@@ -125,7 +125,8 @@ WARN_RULES: dict[str, dict[str, str]] = {
         "departed_flight_has_arr_delay": "dep_time IS NULL OR arr_delay IS NOT NULL",
     },
     "airlines": {},
-    "airports": {"lon_western_hemisphere": "lon < 0", "tzone_present": "tzone IS NOT NULL"},
+    "airports": {"us_time_zone": "tz BETWEEN -10 AND -4", "us_latitude": "lat BETWEEN 18 AND 72",
+                 "tzone_present": "tzone IS NOT NULL"},
     "planes": {"year_built_plausible": "year IS NULL OR year BETWEEN 1900 AND 2014"},
     "weather": {"humid_in_range": "humid IS NULL OR humid BETWEEN 0 AND 100"},
 }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_CONFIG",
@@ -13,6 +16,8 @@ __all__ = [
     "InputUnusableError",
     "PipelineError",
     "QualityGateError",
+    "SpecError",
+    "SpecProblem",
 ]
 
 EXIT_OK = 0
@@ -55,3 +60,30 @@ class ConcurrentChangeError(PipelineError):
     """Another run changed the tables under a check that then failed: not judged, retry."""
 
     exit_code = EXIT_RETRY
+
+
+@dataclass(frozen=True, order=True)
+class SpecProblem:
+    """One problem of a pipeline spec: where it is (file, line, field) and why.
+
+    ``file`` is shown relative to the folder holding ``pipelines/``; ``line`` is 1-based
+    (0: the problem has no line, e.g. a missing file); ``field`` is the dotted path of the
+    field in ``pipeline.yaml`` (``sources.orders.key.0``).
+    """
+
+    file: str
+    line: int
+    field: str
+    cause: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.cause}" if self.field else f"{where}: {self.cause}"
+
+
+class SpecError(ConfigError):
+    """A pipeline spec is invalid; carries every problem found, one per line."""
+
+    def __init__(self, problems: Iterable[SpecProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))

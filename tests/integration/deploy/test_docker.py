@@ -65,8 +65,14 @@ class Stage:
         return [value for key, value in self.instructions if key == keyword]
 
     def args(self) -> dict[str, str]:
-        """``ARG`` defaults of this stage."""
-        return dict(arg.split("=", 1) for arg in self.values("ARG") if "=" in arg)
+        """``ARG`` values of this stage: the default, or for an ``ARG`` without one the value
+        ``make images`` passes from ``jobs/versions.env``."""
+        from jobs.versions import read_versions
+
+        passed = read_versions()
+        declared = [arg.split("=", 1) for arg in self.values("ARG")]
+        return {d[0]: d[1] if len(d) == 2 else passed[d[0]]
+                for d in declared if len(d) == 2 or d[0] in passed}
 
     def env(self) -> dict[str, str]:
         """``ENV`` settings of this stage (``key=value`` form)."""
@@ -182,7 +188,7 @@ def checkov_report(checkov: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def dag_job_command(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The DAG's job command for the ``kubernetes`` runner, from ``lakehouse.runners``.
+    """The DAG's job command for the ``kubernetes`` runner, from its configuration.
 
     Imported in a child process with a throw-away ``AIRFLOW_HOME``: Airflow reads its
     configuration once per process, and this test module must not fix it for others.
@@ -191,7 +197,7 @@ def dag_job_command(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "import json, sys\n"
         f"sys.path.insert(0, {str(ROOT / 'dags')!r})\n"
         "from lakehouse.config import RUNNERS, PipelineConfig\n"
-        "from lakehouse.runners import job_command\n"
+        "from tests.support.runner_commands import job_command\n"
         "config = PipelineConfig(runner='kubernetes', lake='s3a://l', landing='s3a://d')\n"
         "print(json.dumps({'command': job_command('ingest', config),\n"
         "                  'application': RUNNERS['kubernetes'].application}))\n"

@@ -10,6 +10,7 @@ from decimal import Decimal as Dec
 from typing import TYPE_CHECKING
 
 from chispa import assert_df_equality
+
 from tests.support.tpch import mart
 
 if TYPE_CHECKING:

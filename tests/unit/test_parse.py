@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from chispa import assert_df_equality
-from jobs.catalog import Expectation
 
+from jobs.catalog import Expectation
 from jobs.transforms.silver import (
     CONFLICT_REASON,
     parse_lines,

@@ -1,9 +1,9 @@
 """The job's command line as every runner passes it, and the error line it answers with.
 
 Every runner runs the contract's command line,
-``spark-submit <runner options> <jobs/main.py> <step> --ds <ds> --lake <lake> --landing
-<landing>``; the part after the job file is :func:`job_arguments`, the same for all of
-them. A job that fails prints its cause as a last ``error: ...`` line (``jobs/main.py``),
+``spark-submit <runner options> <jobs/main.py> <step> --ds <ds> --pipeline <name> --lake
+<lake> --landing <landing>``; the part after the job file is :func:`job_arguments`, the same
+for all of them. A job that fails prints its cause as a last ``error: ...`` line (``jobs/main.py``),
 which :func:`job_error` finds in the output a runner collected, for the failure that
 :func:`lakehouse.failures.failure_for` makes of the exit status.
 
@@ -33,9 +33,11 @@ def job_arguments(step: str, config: PipelineConfig, ds: str = DS) -> list[str]:
     :param step: pipeline step.
     :param config: resolved configuration.
     :param ds: run date or its template.
-    :return: ``[step, "--ds", ds, "--lake", lake, "--landing", landing]``.
+    :return: ``[step, "--ds", ds, "--pipeline", name, "--lake", lake, "--landing",
+        landing]``.
     """
-    return [step, "--ds", ds, "--lake", config.lake, "--landing", config.landing]
+    return [step, "--ds", ds, "--pipeline", config.pipeline, "--lake", config.lake,
+            "--landing", config.landing]
 
 
 def job_error(text: str) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 __all__ = [
     "DEFAULT_LAKE",
     "DEFAULT_LANDING",
+    "DEFAULT_PIPELINE",
     "LAKE_WRITER_POOL",
     "PROJECT_ROOT",
     "PROJECT_VERSION",
@@ -25,6 +26,7 @@ __all__ = [
     "PipelineConfig",
     "RunnerSettings",
     "load_config",
+    "location_settings",
     "setting",
 ]
 
@@ -33,6 +35,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Airflow image holds the DAGs without the project, so it is repeated here, once;
 # tests/unit/test_versions.py keeps the two equal.
 PROJECT_VERSION = "0.1.0"
+# The pipeline a DAG, a job or a command is about when none is named.
+DEFAULT_PIPELINE = "tpch"
 DEFAULT_LAKE = str(PROJECT_ROOT / "data" / "lake")
 DEFAULT_LANDING = str(PROJECT_ROOT / "data" / "landing")
 STEPS = ("ingest", "silver", "gold", "quality")
@@ -117,12 +121,22 @@ class PipelineConfig:
     :param landing: landing URI passed to every job and watched by the drop sensor.
     :param run_deadline: a run still unfinished this long after it was queued raises a
         deadline alert; ``None`` turns the alert off.
+    :param pipeline: the pipeline's name (its DAG is ``<pipeline>_daily``).
+    :param marts: its gold marts, announced as assets.
+    :param schedule: its schedule, from the spec.
+    :param start_date: the first date a run (a back-fill) may have, from the spec.
+    :param description: the spec's description, shown in the DAG's documentation.
     """
 
     runner: str
     lake: str
     landing: str
     run_deadline: timedelta | None = timedelta(hours=6)
+    pipeline: str = DEFAULT_PIPELINE
+    marts: tuple[str, ...] = ()
+    schedule: str = "@daily"
+    start_date: date = date(2020, 1, 1)
+    description: str = ""
 
     @property
     def settings(self) -> RunnerSettings:
@@ -138,8 +152,21 @@ def _absolute(uri: str) -> str:
     return str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve())
 
 
-def load_config() -> PipelineConfig:
-    """Resolve ``PIPELINE_RUNNER``, ``LAKE_URI``, ``LANDING_URI`` and the run deadline.
+def location_settings(pipeline: str) -> tuple[str, str]:
+    """The settings that move a pipeline's lake and landing zone.
+
+    ``<PIPELINE>_LAKE_URI`` / ``<PIPELINE>_LANDING_URI`` for every pipeline, and the
+    contract's ``LAKE_URI`` / ``LANDING_URI`` for the default one: one Airflow runs every
+    pipeline's DAG, and two pipelines must not share a lake by accident.
+    """
+    if pipeline == DEFAULT_PIPELINE:
+        return "LAKE_URI", "LANDING_URI"
+    prefix = pipeline.upper()
+    return f"{prefix}_LAKE_URI", f"{prefix}_LANDING_URI"
+
+
+def load_config(pipeline: str = DEFAULT_PIPELINE) -> PipelineConfig:
+    """Resolve ``PIPELINE_RUNNER``, the pipeline's lake and landing, and the run deadline.
 
     ``PIPELINE_RUN_DEADLINE_MINUTES`` (default 360; ``0`` turns it off) sets the deadline
     alert. In-process runs (``airflow dags test``) turn it off: Airflow 3.3.2's
@@ -147,9 +174,17 @@ def load_config() -> PipelineConfig:
     the alert definitions by id, but in-process they are never stored), and no scheduler
     evaluates deadlines there anyway.
 
+    The pipeline's spec (``pipelines/<pipeline>/``) gives its default lake and landing
+    (relative to the repository), its schedule, start date and marts; see
+    :func:`location_settings` for the settings that override the locations.
+
     :return: the configuration.
     :raises ValueError: for an unknown runner (an import error in the UI, naming it).
+    :raises SpecError: for an invalid spec (an import error in the UI, naming each problem).
     """
+    from jobs.spec.load import load_pipeline
+
+    spec = load_pipeline(pipeline)
     runner = setting("PIPELINE_RUNNER", "local").strip().lower()
     if runner not in RUNNERS:
         raise ValueError(
@@ -160,11 +195,17 @@ def load_config() -> PipelineConfig:
         deadline = timedelta(minutes=float(minutes)) if float(minutes) > 0 else None
     except ValueError:
         raise ValueError(f"PIPELINE_RUN_DEADLINE_MINUTES={minutes!r} is not a number") from None
+    lake_name, landing_name = location_settings(pipeline)
     return PipelineConfig(
         runner=runner,
         run_deadline=deadline,
-        lake=_absolute(setting("LAKE_URI", DEFAULT_LAKE)),
-        landing=_absolute(setting("LANDING_URI", DEFAULT_LANDING)),
+        lake=_absolute(setting(lake_name, spec.default_lake())),
+        landing=_absolute(setting(landing_name, spec.default_landing())),
+        pipeline=pipeline,
+        marts=tuple(spec.marts),
+        schedule=spec.schedule,
+        start_date=spec.start_date,
+        description=" ".join(spec.description.split()),
     )
 
 
@@ -174,4 +215,4 @@ def report_uri(config: PipelineConfig, ds: str) -> str:
     Mirrors ``jobs.steps.report.report_uri`` (a test keeps the two in step; the DAGs
     never import the jobs package).
     """
-    return f"{config.lake}/reports/tpch_daily_{ds}.html"
+    return f"{config.lake}/reports/{config.pipeline}_daily_{ds}.html"

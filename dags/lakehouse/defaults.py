@@ -5,14 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
-
 from lakehouse.alerts import PipelineAlert
 
-__all__ = ["START_DATE", "task_defaults"]
+__all__ = ["task_defaults"]
 
-# TPC-H order dates start in 1992: a back-fill may reach any day from there on.
-START_DATE = pendulum.datetime(1992, 1, 1, tz="UTC")
 
 
 def task_defaults() -> dict[str, Any]:

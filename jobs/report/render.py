@@ -120,13 +120,14 @@ svg{max-width:100%;height:auto;font-family:inherit;font-size:12px}
 """.strip()
 
 
-def report_name(ds: dt.date) -> str:
+def report_name(ds: dt.date, pipeline: str) -> str:
     """File name of the report for one DAG run date.
 
     :param ds: the DAG run's date.
-    :return: ``tpch_daily_<ds>.html``.
+    :param pipeline: the pipeline (its DAG is ``<pipeline>_daily``).
+    :return: ``<pipeline>_daily_<ds>.html``.
     """
-    return f"tpch_daily_{ds.isoformat()}.html"
+    return f"{pipeline}_daily_{ds.isoformat()}.html"
 
 
 def _fmt_int(value: float) -> str:

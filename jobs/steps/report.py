@@ -89,7 +89,7 @@ def quarantine_counts(ctx: StepContext) -> list[QuarantineCount]:
 
 def report_uri(ctx: StepContext) -> str:
     """URI of the report page for the context's run date."""
-    return f"{ctx.lake.reports}/{report_name(ctx.ds)}"
+    return f"{ctx.lake.reports}/{report_name(ctx.ds, ctx.catalog.name)}"
 
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:

@@ -24,7 +24,8 @@ def job_command(step: str, config: PipelineConfig, ds: str = DS) -> list[str]:
     :param step: pipeline step.
     :param config: resolved configuration (its runner's application file).
     :param ds: run date (its template by default).
-    :return: ``["spark-submit", application, step, "--ds", ds, "--lake", ..., "--landing",
+    :return: ``["spark-submit", application, step, "--ds", ds, "--pipeline", name, "--lake",
+        ..., "--landing",
         ...]``.
     """
     return ["spark-submit", config.settings.application, *job_arguments(step, config, ds)]

@@ -110,7 +110,8 @@ def _check_balanced(page: str) -> None:
 
 
 def test_report_name() -> None:
-    assert report_name(D3) == "tpch_daily_1998-08-03.html"
+    assert report_name(D3, "tpch") == "tpch_daily_1998-08-03.html"
+    assert report_name(D3, "flights") == "flights_daily_1998-08-03.html"
 
 
 def test_title_header_and_chart_count() -> None:

@@ -25,7 +25,8 @@ def dagbag() -> Any:
 
 def test_dags_import_without_errors(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"tpch_daily", "tpch_maintenance"}
+    assert set(dagbag.dag_ids) == {"tpch_daily", "tpch_maintenance", "flights_daily",
+                                   "flights_maintenance"}
 
 
 def test_parsing_dags_imports_neither_pyspark_nor_boto3() -> None:
@@ -40,7 +41,8 @@ def test_parsing_dags_imports_neither_pyspark_nor_boto3() -> None:
     env = {**os.environ, "PYTHONPATH": str(DAGS)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout.strip().splitlines()
-    assert out[-2] == "['tpch_daily', 'tpch_maintenance']"
+    assert out[-2] == ("['flights_daily', 'flights_maintenance', 'tpch_daily', "
+                       "'tpch_maintenance']")
     assert out[-1] == "[]"
 
 
@@ -173,7 +175,8 @@ def test_every_runner_runs_the_contract_command_line(runner: str, step: str,
     # Runner options (--master, --conf, --name, --deploy-mode) sit between the program
     # and the job file; from the job file on, every runner runs the same arguments.
     assert line[-len(expected) + 1:] == expected[1:]
-    assert expected[2:] == [step, "--ds", "1998-08-02", "--lake", "s3a://lake/tpch",
+    assert expected[2:] == [step, "--ds", "1998-08-02", "--pipeline", "tpch",
+                            "--lake", "s3a://lake/tpch",
                             "--landing", "s3a://landing"]
 
 
@@ -222,7 +225,7 @@ def test_report_location_matches_the_job() -> None:
 
     config = PipelineConfig(runner="local", lake="/tmp/lake", landing="/tmp/landing")
     assert report_uri(config, "1998-08-02") == (
-        f"{Lake('/tmp/lake').reports}/{report_name(dt.date(1998, 8, 2))}"
+        f"{Lake('/tmp/lake').reports}/{report_name(dt.date(1998, 8, 2), 'tpch')}"
     )
 
 

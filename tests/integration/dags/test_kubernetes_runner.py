@@ -130,7 +130,7 @@ def test_pod_command_line_equals_the_local_runners(
         assert line[0] == local[0] == "spark-submit"
         assert line[job_file] == "/opt/tpch/jobs/main.py"
         assert line[job_file + 1:] == local[local_file + 1:]
-        assert line[job_file + 1:] == [task_id, "--ds", DS, "--lake", LAKE,
+        assert line[job_file + 1:] == [task_id, "--ds", DS, "--pipeline", "tpch", "--lake", LAKE,
                                        "--landing", LANDING]
 
 

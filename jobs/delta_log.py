@@ -8,6 +8,14 @@ table's ``_delta_log`` (the newest classic checkpoint plus the JSON commits afte
 through the session's Hadoop file system (same URIs and credentials as Spark: local disk,
 ``s3a://``) and reads the live Parquet files with PyArrow.
 
+The log is listed through Delta's own ``LogStore``, the one Spark's snapshot uses, from the
+checkpoint that ``_last_checkpoint`` names. On S3 that store is the S3DynamoDBLogStore: a
+commit is recorded in DynamoDB before it is copied to ``_delta_log/<version>.json``, and
+its listing first finishes a commit whose copy is missing (a writer that died between the
+two steps). A plain file listing would miss that commit, so a step could redo a run the
+ledger already holds. Why this is not the ``deltalake`` package (delta-rs), with the numbers:
+``docs/design/delta-log-reader.md``.
+
 It handles the tables it is meant for: protocol reader version 1 or 2 without reader
 features, no column mapping, no deletion vectors, no partition columns, classic
 single-file checkpoints, at most :data:`MAX_FILES` live files. For anything else (or
@@ -47,11 +55,10 @@ class _Unsupported(Exception):
 
 def _read_bytes(spark: SparkSession, uri: str) -> bytes:
     fs, path = _fs(spark, uri)
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
     stream = fs.open(path)
     try:
-        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+        # One Py4J round trip; naming a class through the JVM view costs one per package.
+        return bytes(stream.readAllBytes())
     finally:
         stream.close()
 
@@ -68,6 +75,42 @@ def _read_parquet(data: bytes) -> Any:
     import pyarrow.parquet as pq
 
     return pq.ParquetFile(io.BytesIO(data), pre_buffer=False).read(use_threads=False)
+
+
+def _list_log(spark: SparkSession, log: str, start: int) -> list[str]:
+    """Names in ``_delta_log`` from ``<start>.`` on, listed by Delta's ``LogStore``.
+
+    Delta's ``listFrom`` is what repairs an S3DynamoDBLogStore commit that is in DynamoDB
+    but not yet in the log; it also keeps the names before ``start`` (hundreds on a long
+    ledger, one Py4J round trip each) on the JVM's side.
+    """
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    store = jvm.org.apache.spark.sql.delta.storage.LogStore.apply(spark._jsparkSession)
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    listing = store.listFrom(jvm.org.apache.hadoop.fs.Path(f"{log}/{start:020d}."), conf)
+    names = []
+    while listing.hasNext():
+        names.append(str(listing.next().getPath().getName()))
+    return names
+
+
+def _log_names(spark: SparkSession, log: str) -> list[str]:
+    """The log's names from its last checkpoint on (from version 0 without a usable hint)."""
+    fs, path = _fs(spark, f"{log}/_last_checkpoint")
+    if fs.exists(path):
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            start = int(json.loads(_read_bytes(spark, f"{log}/_last_checkpoint"))["version"])
+        except (Py4JJavaError, ValueError, KeyError, TypeError):  # only a hint, as for Delta
+            start = 0
+        if start > 0:
+            names = _list_log(spark, log, start)
+            # A hint naming a checkpoint that is not there: replay from the first commit.
+            if any(_CHECKPOINT.match(n) and int(n[:20]) == start for n in names):
+                return names
+    return _list_log(spark, log, 0)
 
 
 def _replay(spark: SparkSession, log: str, names: list[str]) -> tuple[dict[str, Any], dict[
@@ -172,7 +215,7 @@ def read_small_table(spark: SparkSession, uri: str) -> list[dict[str, Any]] | No
     fs, path = _fs(spark, log)
     if not fs.exists(path):
         return None
-    names = [str(s.getPath().getName()) for s in fs.listStatus(path)]
+    names = _log_names(spark, log)
     try:
         live, protocol, metadata = _replay(spark, log, names)
         _check_supported(live, protocol, metadata)

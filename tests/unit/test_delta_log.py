@@ -2,12 +2,14 @@
 
 The ledger is built by real step runs (``start_run(...).write``), past Delta's checkpoint
 interval, so the reader replays a checkpoint plus the commits after it; OPTIMIZE adds
-``remove`` actions. Tables with features the reader skips must come back as ``None``.
+``remove`` actions; Delta's log clean-up and a stale ``_last_checkpoint`` hint must not change
+the rows. Tables with features the reader skips must come back as ``None``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +89,34 @@ def test_files_removed_by_optimize_are_not_read(spark: SparkSession, ledger_lake
     rows = read_small_table(spark, f"file:{copy}")
     assert rows is not None and len(rows) == RUNS
     assert {r["run_id"]: r for r in rows} == spark_rows(spark, f"file:{copy}")
+
+
+def test_commits_before_the_checkpoint_are_not_needed(spark: SparkSession, ledger_lake: Lake,
+                                                      tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "runs"
+    shutil.copytree(ledger_lake.table("ops", "runs").removeprefix("file:"), copy)
+    checkpoint = int(json.loads((copy / "_delta_log" / "_last_checkpoint").read_text())["version"])
+    for version in range(checkpoint):  # what Delta's log clean-up leaves
+        (copy / "_delta_log" / f"{version:020d}.json").unlink()
+    rows = read_small_table(spark, f"file:{copy}")
+    assert rows is not None
+    assert {r["run_id"]: r for r in rows} == spark_rows(spark, f"file:{copy}")
+
+
+def test_a_last_checkpoint_hint_without_its_checkpoint_replays_the_whole_log(
+        spark: SparkSession, ledger_lake: Lake, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "runs"
+    shutil.copytree(ledger_lake.table("ops", "runs").removeprefix("file:"), copy)
+    hint = json.dumps({"version": RUNS - 1, "size": 1})  # no checkpoint at that version
+    (copy / "_delta_log" / "_last_checkpoint").write_text(hint)
+    (copy / "_delta_log" / "._last_checkpoint.crc").unlink()  # Hadoop's checksum of the old text
+    rows = read_small_table(spark, f"file:{copy}")
+    assert rows is not None
+    assert {r["run_id"]: r for r in rows} == spark_rows(spark, ledger_lake.table("ops", "runs"))
 
 
 def test_tables_with_features_it_skips_are_left_to_spark(spark: SparkSession,

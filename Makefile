@@ -98,7 +98,7 @@ setup: $(VENV)/.installed $(DELTA_JARS) $(VENV)/.spark-conf .cache/spark-classes
 deploy-tools: $(CHECKOV) $(KUSTOMIZE)
 
 demo: setup
-	$(PY) -m jobs.datagen --sf $(SF) --days $(DAYS) --seed $(SEED) --chaos --landing $(LANDING)
+	$(PY) -m pipelines.tpch.datagen --sf $(SF) --days $(DAYS) --seed $(SEED) --chaos --landing $(LANDING)
 	$(DEMO_ENV) $(PY) tools/airflow_local.py demo; status=$$?; \
 	$(DEMO_ENV) $(PY) -m jobs.demo && exit $$status
 

@@ -229,8 +229,8 @@ def generate(landing: Path, sf: str, days: int) -> list[str]:
     marker = landing / f".bench-sf{sf}-days{days}"
     if not marker.exists():
         shutil.rmtree(landing, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "jobs.datagen", "--sf", sf, "--days", str(days),
-                        "--landing", str(landing)], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "pipelines.tpch.datagen", "--sf", sf,
+                        "--days", str(days), "--landing", str(landing)], cwd=ROOT, check=True)
         marker.touch()
     return sorted(p.name[3:] for p in landing.iterdir() if p.name.startswith("ds="))
 

@@ -66,8 +66,9 @@ def write_archive() -> Path:
     with tempfile.TemporaryDirectory(prefix="class-archive-") as tmp:
         work = Path(tmp)
         landing, lake, archive = work / "landing", work / "lake", work / "spark.jsa"
-        subprocess.run([sys.executable, "-m", "jobs.datagen", "--sf", "0.001", "--days", "1",
-                        "--landing", str(landing)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "pipelines.tpch.datagen", "--sf", "0.001",
+                        "--days", "1", "--landing", str(landing)], check=True,
+                       stdout=subprocess.DEVNULL)
         spark_submit = Path(sys.executable).with_name("spark-submit")
         # The quick JIT only makes the recording run shorter; the archive holds classes,
         # not compiled code, and serves any JIT or collector. C1 alone reserves 48 MB of

@@ -40,7 +40,7 @@ SILVER = ("region", "nation", "supplier", "customer", "part", "partsupp", "order
 def generate(landing: Path, *, chaos: bool, sf: str = "0.01", days: int = 3,
              seed: int = 42) -> list[str]:
     """Run the project's generator; return the drops' ``ds`` values, oldest first."""
-    cmd = [sys.executable, "-m", "jobs.datagen", "--sf", sf, "--days", str(days),
+    cmd = [sys.executable, "-m", "pipelines.tpch.datagen", "--sf", sf, "--days", str(days),
            "--seed", str(seed), "--landing", str(landing)]
     if chaos:
         cmd.append("--chaos")

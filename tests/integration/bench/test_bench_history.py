@@ -32,7 +32,7 @@ def key(line: bytes) -> int:
 @pytest.fixture(scope="module")
 def landings(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     source = tmp_path_factory.mktemp("source")
-    subprocess.run([sys.executable, "-m", "jobs.datagen", "--sf", "0.01", "--days", "2",
+    subprocess.run([sys.executable, "-m", "pipelines.tpch.datagen", "--sf", "0.01", "--days", "2",
                     "--landing", str(source)], cwd=REPO, check=True, capture_output=True)
     out = tmp_path_factory.mktemp("landings")
     return source, history.prepare(source, out, INITIAL, DAILY, [7, 30])

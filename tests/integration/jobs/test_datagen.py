@@ -1,4 +1,5 @@
-"""Tests of the TPC-H landing-zone generator (``jobs.datagen``), on real tpchgen-cli output.
+"""Tests of the TPC-H landing-zone generator (``pipelines.tpch.datagen``), on real tpchgen-cli
+output.
 
 tpchgen-cli runs twice in this module: once for the shared source fixture, once through the
 command line end to end. Every other landing is built from the shared source.
@@ -16,11 +17,11 @@ from typing import Any
 
 import pytest
 
-import jobs.datagen.generate as gen
-from jobs.datagen import cli
-from jobs.datagen.chaos import KINDS, MANIFEST_NAME
-from jobs.datagen.generate import DatagenConfig, build_landing, run_tpchgen
-from jobs.datagen.layout import COLUMNS, TABLES, col, drop_dates, split_fields
+import pipelines.tpch.datagen.generate as gen
+from pipelines.tpch.datagen import cli
+from pipelines.tpch.datagen.chaos import KINDS, MANIFEST_NAME
+from pipelines.tpch.datagen.generate import DatagenConfig, build_landing, run_tpchgen
+from pipelines.tpch.datagen.layout import COLUMNS, TABLES, col, drop_dates, split_fields
 
 REPO = Path(__file__).resolve().parents[3]
 SF = 0.01
@@ -404,7 +405,7 @@ def test_chaos_with_one_day(source: Path, tmp_path: Path) -> None:
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "jobs.datagen", *args],
+        [sys.executable, "-m", "pipelines.tpch.datagen", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol
 
-from jobs.datagen.errors import DatagenError
-from jobs.datagen.layout import col, ds_dir_name, join_fields, key_of, split_fields
+from pipelines.tpch.datagen.errors import DatagenError
+from pipelines.tpch.datagen.layout import col, ds_dir_name, join_fields, key_of, split_fields
 
 __all__ = [
     "CHAOS_FILE",

@@ -1,4 +1,4 @@
-"""Command line of the TPC-H landing-zone generator (``python -m jobs.datagen``)."""
+"""Command line of the TPC-H landing-zone generator (``python -m pipelines.tpch.datagen``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
-from jobs.datagen.errors import DatagenError
-from jobs.datagen.generate import DatagenConfig, format_summary, generate
-from jobs.datagen.layout import MIN_ORDER_DATE, drop_dates
+from pipelines.tpch.datagen.errors import DatagenError
+from pipelines.tpch.datagen.generate import DatagenConfig, format_summary, generate
+from pipelines.tpch.datagen.layout import MIN_ORDER_DATE, drop_dates
 
 __all__ = ["build_parser", "main", "parse_config"]
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     :return: the parser.
     """
     parser = _Parser(
-        prog="python -m jobs.datagen",
+        prog="python -m pipelines.tpch.datagen",
         description="Generate TPC-H data with tpchgen-cli and lay it out as an initial load "
         "plus one daily drop per order date, optionally with injected faults.",
     )

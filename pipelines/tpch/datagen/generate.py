@@ -29,9 +29,9 @@ from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
-from jobs.datagen.chaos import MANIFEST_NAME, ChaosMaterial, ChaosPlan, plan_chaos
-from jobs.datagen.errors import DatagenError
-from jobs.datagen.layout import (
+from pipelines.tpch.datagen.chaos import MANIFEST_NAME, ChaosMaterial, ChaosPlan, plan_chaos
+from pipelines.tpch.datagen.errors import DatagenError
+from pipelines.tpch.datagen.layout import (
     DIMENSION_TABLES,
     SUCCESS_MARKER,
     TABLES,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule, chain, dag, task
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from lakehouse.alerts import alert_message, deadline_missed, deliver
-from lakehouse.assets import gold_assets
+from lakehouse.assets import announce_gold, gold_assets
 from lakehouse.config import LAKE_WRITER_POOL, STEPS, load_config, report_uri
 from lakehouse.defaults import START_DATE, task_defaults
 from lakehouse.lineage import LINEAGE_MACROS
@@ -49,20 +51,17 @@ def tpch_daily() -> None:
 
     * **Retries by cause**: exit 1 retries with exponential backoff; exit 2 (configuration)
       and exit 3 (unusable input, failed quality gate) fail at once.
-    * **Concurrency**: one run at a time (`max_active_runs=1`) and one lake writer at a
-      time across DAGs (pool `lake_writer`, 1 slot), so back-fills apply in date order
-      and maintenance never overlaps a writer.
+    * **Concurrency**: one scheduled run at a time (`max_active_runs=1`; a back-fill has
+      its own `--max-active-runs`) and one lake-writing task at a time across DAGs (pool
+      `lake_writer`, 1 slot), so maintenance never overlaps a writer. The tables do not
+      depend on the order in which drops are processed.
     * **Re-runs** are safe: a step whose input did not change commits nothing.
-    * **Assets**: the gold tables are published by `quality` when the gate passes.
+    * **Assets**: `publish` announces the gold tables (`x-lakehouse://tpch/gold/<table>`,
+      the same asset wherever the lake lives) once the gate has passed; each event's
+      extra says where the data is (`lake`, `location`) and for which `ds`.
     """
     wait_for_drop = drop_sensor(CONFIG)
-    steps = [
-        step_operator(
-            step, CONFIG, pool=LAKE_WRITER_POOL,
-            outlets=gold_assets(CONFIG) if step == "quality" else None,
-        )
-        for step in STEPS
-    ]
+    steps = [step_operator(step, CONFIG, pool=LAKE_WRITER_POOL) for step in STEPS]
     # The report also runs after a failed step: it is how a person sees the failure.
     report = step_operator("report", CONFIG, trigger_rule=TriggerRule.ALL_DONE, retries=1)
 
@@ -74,10 +73,16 @@ def tpch_daily() -> None:
         deliver(fields)
         return fields["text"]
 
+    @task(task_id="publish", outlets=gold_assets(), retries=1)
+    def publish(ds: str | None = None, **context: Any) -> dict[str, dict[str, str]]:
+        """Announce the gold tables the gate passed: one asset event each."""
+        return announce_gold(CONFIG, ds or "", context["outlet_events"])
+
     done = notify()
     chain(wait_for_drop, *steps, report, done)
-    # The run fails when the gate fails, even though the report (ALL_DONE) succeeded.
-    steps[-1] >> done
+    # Only a passed gate is announced, and the run fails when the gate fails, even though
+    # the report (ALL_DONE) succeeded.
+    steps[-1] >> publish() >> done
 
     bracket = compute_bracket(CONFIG)
     if bracket is not None:

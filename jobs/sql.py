@@ -37,7 +37,8 @@ from jobs.schemas import (
 )
 from jobs.tpch import ORDERS_DELETE, TABLES
 
-__all__ = ["IDENTIFIER_PATTERN", "catalogue", "identifier", "sql_in", "sql_literal"]
+__all__ = ["IDENTIFIER_PATTERN", "catalogue", "identifier", "spec_query", "sql_in",
+           "sql_literal"]
 
 # ASCII only: re's \w would also accept non-Latin letters that look like Latin ones.
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -83,6 +84,22 @@ def identifier(name: str, *, known: bool = True) -> str:
         raise ConfigError(f"unknown SQL identifier {name!r}: not a table, view or column "
                           "of the lake")
     return name
+
+
+def spec_query(text: str, alias: str = "_q") -> str:
+    """Wrap SQL a pipeline's spec supplies (a mart, a refresh or a gate query) to run it.
+
+    The text is configuration written by the pipeline's author, checked against the
+    declared schemas by ``python -m jobs validate``. It runs as a subquery, so anything but
+    a query (``DROP``, ``INSERT``, ``SET``, a second statement) is a syntax error rather
+    than executed. The query starts on the second line of the result, for error lines.
+
+    :param text: the query (a trailing ``;`` is allowed).
+    :param alias: the subquery's alias (a plain identifier).
+    :return: ``SELECT * FROM (<text>) AS <alias>``.
+    """
+    body = text.strip().rstrip(";").rstrip()
+    return f"SELECT * FROM (\n{body}\n) AS {identifier(alias, known=False)}"
 
 
 def sql_literal(value: int | str | dt.date) -> str:

@@ -21,17 +21,16 @@ error that no retry can fix. ``tests/test_security.py`` checks that no SQL f-str
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
 
 from jobs.errors import ConfigError
+from jobs.sql_text import IDENTIFIER_PATTERN, plain_identifier, spec_query
 
-__all__ = ["IDENTIFIER_PATTERN", "catalogue", "identifier", "sql_in", "sql_literal"]
+__all__ = ["IDENTIFIER_PATTERN", "catalogue", "identifier", "spec_query", "sql_in",
+           "sql_literal"]
 
-# ASCII only: re's \w would also accept non-Latin letters that look like Latin ones.
-IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @cache
@@ -81,11 +80,7 @@ def identifier(name: str, *, known: bool = True) -> str:
     :raises ConfigError: for anything that is not a plain identifier, or (``known``) not
         a name of the catalogue.
     """
-    if not isinstance(name, str) or IDENTIFIER_PATTERN.fullmatch(name) is None:
-        raise ConfigError(
-            f"invalid SQL identifier {name!r}: expected ASCII letters, digits and '_', "
-            "not starting with a digit"
-        )
+    plain_identifier(name)
     if known and name not in catalogue():
         raise ConfigError(f"unknown SQL identifier {name!r}: not a table, view or column "
                           "of the lake")

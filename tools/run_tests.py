@@ -19,19 +19,15 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Group 2: what mostly waits on other processes (Airflow, spark-submit, moto, checkov),
-# plus two modules on the in-process Spark session (the bad-input catalogue and the Delta
-# helpers' unit tests) that even out the two groups' wall time. Its in-process session
-# keeps the default JIT (tests/conftest.py): the quick JIT below slows a long-lived
-# session down.
-# (The EMR runner's tests stay in group 1: they parse tpch_daily with s3:// assets, and
-# in the metadata database of the local runner's runs those names are inactive assets.)
-GROUP_2 = ("tests/integration/dags/test_daily_run.py",
-           "tests/integration/dags/test_live_airflow.py",
-           "tests/integration/dags/test_kubernetes_runner.py",
-           "tests/integration/jobs/test_cli.py", "tests/integration/deploy",
-           "tests/unit/test_deploy_doc.py",
-           "tests/integration/e2e/test_bad_input.py", "tests/unit/test_delta_io.py",
+# Group 2: what mostly waits on other processes (Airflow and its runners, spark-submit,
+# moto, checkov), plus the bad-input catalogue on the in-process Spark session, which evens
+# out the two groups' wall time. Every DAG test shares one Airflow home, as one deployment
+# would: the local, Kubernetes and EMR runners' runs meet the same metadata database. Its
+# in-process session keeps the default JIT (tests/conftest.py): the quick JIT below slows
+# a long-lived session down.
+GROUP_2 = ("tests/integration/dags", "tests/integration/jobs/test_cli.py",
+           "tests/integration/deploy", "tests/unit/test_deploy_doc.py",
+           "tests/integration/e2e/test_bad_input.py",
            "tests/integration/e2e/test_concurrent_silver.py")
 # Group 2 starts many short-lived spark-submit JVMs on tiny data (and `make chaos` many
 # more, with the same options). Each of them spends much of its CPU compiling code it runs

@@ -21,6 +21,7 @@ from jobs.errors import SpecProblem
 from jobs.spec.document import FieldPath, SpecDocument, dotted
 from jobs.spec.model import Expectation, Pipeline, Source
 from jobs.spec.schema import LINEAGE_COLUMNS, SCD2_COLUMNS, partition_of, root_of
+from jobs.sql_text import plain_identifier, spec_query
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -500,10 +501,10 @@ def _register_silver(session: SparkSession, p: Pipeline) -> None:
     for name, source in p.sources.items():
         df = _empty(session, silver_struct(p, name))
         if source.history == "scd2":
-            df.createOrReplaceTempView(f"{name}_history")
-            df.where(F.col("is_current")).createOrReplaceTempView(name)
+            df.createOrReplaceTempView(plain_identifier(f"{name}_history"))
+            df.where(F.col("is_current")).createOrReplaceTempView(plain_identifier(name))
         else:
-            df.createOrReplaceTempView(name)
+            df.createOrReplaceTempView(plain_identifier(name))
 
 
 def mart_order(pipeline: Pipeline, texts: Mapping[str, str]) -> tuple[list[str], list[str]]:
@@ -563,9 +564,8 @@ def _check_mart_sql(doc: SpecDocument,
             continue
         # Wrapped as a subquery, so that a statement other than a query (DROP, INSERT,
         # SET, ...) is a syntax error instead of being executed.
-        body = text.strip().rstrip(";").rstrip()
         try:
-            schema = session.sql(f"SELECT * FROM (\n{body}\n) AS _mart").schema
+            schema = session.sql(spec_query(text, "_mart")).schema
         except errors as exc:
             cause, line = _spark_cause(exc, line_shift=1)
             problems.append(doc.file_problem(mart.sql, ("marts", name, "sql"), cause, line))
@@ -582,7 +582,7 @@ def _check_mart_sql(doc: SpecDocument,
             problems.append(doc.file_problem(mart.sql, ("marts", name, "sql"),
                                              f"column names repeat: {', '.join(doubled)}"))
         schemas[name] = schema
-        _empty(session, schema).createOrReplaceTempView(name)
+        _empty(session, schema).createOrReplaceTempView(plain_identifier(name))
     return schemas, problems
 
 
@@ -608,7 +608,7 @@ def _check_refresh_sql(doc: SpecDocument, session: SparkSession, name: str,
                                 T.StructField("_change_type", T.StringType(), False)])
         _empty(session, changes).createOrReplaceTempView(CHANGES_VIEW)
         try:
-            schema = session.sql(f"SELECT * FROM (\n{query.strip().rstrip(';')}\n) AS _q").schema
+            schema = session.sql(spec_query(query)).schema
         except errors as exc:
             yield doc.problem(path, _spark_cause(exc, line_shift=1)[0])
             continue
@@ -647,9 +647,9 @@ def _check_gate_sql(doc: SpecDocument, session: SparkSession,
             # Already reported: a mart that does not resolve, a placeholder without a
             # partition to stand for.
             continue
-        text = gate_sql_for_analysis(p, check.sql).strip().rstrip(";")
+        text = gate_sql_for_analysis(p, check.sql)
         try:
-            schema = session.sql(f"SELECT * FROM (\n{text}\n) AS _check").schema
+            schema = session.sql(spec_query(text, "_check")).schema
         except errors as exc:
             yield doc.problem(path, _spark_cause(exc, line_shift=1)[0])
             continue

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.catalog import Catalog
 from jobs.delta_io import ensure_table, latest_version, replace_where
 from jobs.ledger import Run, last_success, start_run
-from jobs.sql import identifier, sql_in
+from jobs.sql import identifier, spec_query, sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def touched_values(spark: SparkSession, ctx: StepContext, mart: str,
         uri = ctx.lake.table("silver", table)
         changed = _changes(spark, uri, since.get(table, -1) + 1, now[table])
         changed.createOrReplaceTempView("changes")
-        rows = spark.sql(query).distinct().collect()
+        rows = spark.sql(spec_query(query)).distinct().collect()
         values |= {r[0] for r in rows if r[0] is not None}
     return values
 
@@ -173,12 +173,12 @@ def run(ctx: StepContext) -> bool:
             # A mart over a table that does not exist yet cannot be analysed; it is
             # created by the first run that has every table it reads.
             try:
-                schemas[name] = spark.sql(queries[name]).schema
+                schemas[name] = spark.sql(spec_query(queries[name], "_mart")).schema
             except AnalysisException:
                 plans.pop(name, None)
                 continue
         else:
-            schemas[name] = spark.sql(queries[name]).schema
+            schemas[name] = spark.sql(spec_query(queries[name], "_mart")).schema
         ensure_table(spark, uri, schemas[name])
     run_.details["pre_versions"] = {name: latest_version(spark, uri) for name, uri in gold.items()}
     run_.details["watermarks"] = now
@@ -186,7 +186,7 @@ def run(ctx: StepContext) -> bool:
 
     work: dict[str, Callable[[], None]] = {}
     for name, values in plans.items():
-        df = spark.sql(queries[name])
+        df = spark.sql(spec_query(queries[name], "_mart"))
         refresh = catalog.marts[name].refresh
         if values is None or refresh is None:
             predicate = "true"

@@ -46,7 +46,7 @@ from jobs.delta_io import (
 )
 from jobs.errors import ConcurrentChangeError, ConfigError, QualityGateError
 from jobs.ledger import DqResult, last_success, last_successes, record_dq, start_run
-from jobs.sql import identifier, sql_in
+from jobs.sql import identifier, spec_query, sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.steps.gold import register_silver_views
 
@@ -339,7 +339,7 @@ def run(ctx: StepContext) -> bool:
     missing, gold_versions = _register_views(ctx)
 
     def evaluate(check: DatasetCheck) -> DqResult:
-        row = spark.sql(check.query(catalog, parts)).first()
+        row = spark.sql(spec_query(check.query(catalog, parts), "_check")).first()
         return DqResult(check.table, check.name, check.action, int(row[0] if row else 0))
 
     # Checks over missing tables are skipped: nothing to check yet.

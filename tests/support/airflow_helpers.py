@@ -43,7 +43,7 @@ def parse_daily_dag() -> Any:
 
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAGS / "pipelines.py"))
+    bag = DagBag(dag_folder=str(DAGS / "pipeline_dags.py"))
     assert bag.import_errors == {}
     dag = bag.dags["tpch_daily"]
     for task in dag.tasks:

@@ -111,6 +111,7 @@ class Run:
     output: str = ""
     alerts: list[str] = field(default_factory=list)
     webhook_paths: list[str] = field(default_factory=list)
+    asset_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -175,6 +176,7 @@ def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None,
 
     :param request: when given, the run's output is kept in :attr:`Run.output`.
     """
+    from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
@@ -189,8 +191,14 @@ def run_dag(ds: str, env: dict[str, str], sensor_timeout: float | None = None,
         with create_session() as session:
             tis = session.query(TaskInstance).filter(TaskInstance.dag_id == "tpch_daily",
                                                      TaskInstance.run_id == run.run_id).all()
+            events: dict[str, list[dict[str, Any]]] = {}
+            for name, extra in session.query(AssetModel.name, AssetEvent.extra).join(
+                    AssetModel, AssetEvent.asset_id == AssetModel.id).filter(
+                    AssetEvent.source_run_id == run.run_id):
+                events.setdefault(name, []).append(dict(extra))
             return Run(str(run.state), {t.task_id: t.try_number for t in tis},
-                       {t.task_id: str(t.state) for t in tis}, "".join(output))
+                       {t.task_id: str(t.state) for t in tis}, "".join(output),
+                       asset_events=events)
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +305,15 @@ def first_run(daily: DailyLake, alerts: Captured, statsd: list[str], planted: Pl
 def test_initial_load_runs_every_task(first_run: Run) -> None:
     assert first_run.state == "success"
     assert first_run.states == {t: "success" for t in
-                                ("wait_for_drop", *STEPS, "report", "notify")}
+                                ("wait_for_drop", *STEPS, "publish", "report", "notify")}
+
+
+def test_a_passed_gate_announces_each_gold_table_with_where_it_is(first_run: Run,
+                                                                  daily: DailyLake) -> None:
+    assert first_run.asset_events == {
+        f"tpch_gold_{table}": [{"lake": str(daily.root), "ds": daily.drops[0],
+                                "location": f"{daily.root}/gold/{table}"}]
+        for table in ("daily_line_summary", "revenue_by_nation")}
 
 
 def test_every_killed_step_is_retried_and_the_run_succeeds(first_run: Run, daily: DailyLake,
@@ -489,6 +505,8 @@ def test_quality_gate_failure_fails_at_once_keeps_gold_and_alerts(
     assert run.states["quality"] == "failed"
     assert run.states["report"] == "success"
     assert run.states["notify"] == "upstream_failed"
+    # A failed gate announces nothing.
+    assert run.states["publish"] == "upstream_failed" and run.asset_events == {}
     # The killed third gold try had committed both marts and its ledger row, and a killed
     # quality try had restored one mart: the gate still leaves gold as before this drop.
     assert {n: table_rows(spark, daily.lake, "gold", n) for n in GOLD} == gate_run.gold_before

@@ -177,7 +177,8 @@ def _from_airflow(endpoint: str) -> list[Request]:
 
 def _expected_arguments(step: str, ds: str) -> list[str]:
     from lakehouse.config import RUNNERS, PipelineConfig
-    from lakehouse.runners import job_command
+
+    from tests.support.runner_commands import job_command
 
     local = job_command(step, PipelineConfig(runner="local", lake=LAKE, landing=LANDING), ds)
     return [RUNNERS["emr"].application, *local[2:]]
@@ -247,7 +248,7 @@ def test_the_sensor_sees_each_step_running_then_complete(cluster_run: Run, aws: 
     assert cluster_run.state == "success"
     assert cluster_run.states == {t: "success" for t in (
         "wait_for_drop", "create_emr_cluster", *PIPELINE, *(f"submit_{s}" for s in PIPELINE),
-        "notify", "terminate_emr_cluster")}
+        "publish", "notify", "terminate_emr_cluster")}
     polls: dict[str, int] = {}
     for body in cluster_run.sent("DescribeStep"):
         polls[body["StepId"]] = polls.get(body["StepId"], 0) + 1
@@ -326,7 +327,7 @@ def test_serverless_mode_runs_every_step_as_a_job_run(serverless_run: Run) -> No
 
     assert serverless_run.state == "success"
     assert serverless_run.states == {t: "success" for t in ("wait_for_drop", *PIPELINE,
-                                                             "notify")}
+                                                             "publish", "notify")}
     assert serverless_run.tries["gold"] == 2  # exit 1 is retried, as a new job run
     assert not serverless_run.sent("RunJobFlow")
     started = [r.body for r in serverless_run.requests

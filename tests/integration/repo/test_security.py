@@ -232,7 +232,7 @@ VIEW_SINKS = {"createOrReplaceTempView", "createTempView", "createOrReplaceGloba
 # Text that only SQL has (upper-case keywords, ` = `, a `t.`/`s.` alias before a value).
 SQL_TEXT = re.compile(r"\b(SELECT|FROM|WHERE|GROUP BY|HAVING|JOIN|IN|AND|OR|NOT|IS|DATE|ON|"
                       r"USING)\b| = |(^|[^\w.])[ts]\.$")
-VALIDATORS = {"identifier", "sql_in", "sql_literal"}
+VALIDATORS = {"identifier", "plain_identifier", "spec_query", "sql_in", "sql_literal"}
 # Variables and attributes holding SQL fragments; every f-string that builds one is checked
 # where it is built.
 FRAGMENTS = {"predicate", "partition_predicate", "condition", "update_condition",

@@ -31,7 +31,7 @@ __all__ = [
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # pyproject.toml's version, which tags the job image and names the artifacts folder. The
 # Airflow image holds the DAGs without the project, so it is repeated here, once;
-# tests/unit/test_versions.py keeps the two equal.
+# tests/integration/repo/test_versions.py keeps the two equal.
 PROJECT_VERSION = "0.1.0"
 DEFAULT_LAKE = str(PROJECT_ROOT / "data" / "lake")
 DEFAULT_LANDING = str(PROJECT_ROOT / "data" / "landing")

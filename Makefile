@@ -28,8 +28,9 @@ BENCH_ARGS ?=
 PORT ?= 8080
 DS ?=
 # make chaos: targeted and N random kills (SIGKILLed spark-submits, random ones from a seed),
-# and concurrent runs, each compared with a clean run (tests/e2e/test_kill_anywhere.py). The
-# lakes stay in .cache/chaos for a look after a failure.
+# and concurrent runs, each compared with a clean run
+# (tests/integration/e2e/test_kill_anywhere.py). The lakes stay in .cache/chaos for a look
+# after a failure.
 N ?= 25
 CHAOS_SEED ?= 20261126
 # The DAGs and the jobs read these; absolute, so Airflow's processes agree on them.

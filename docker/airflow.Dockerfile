@@ -24,7 +24,8 @@ USER 50000
 # downgrade Airflow while resolving the providers, every provider is pinned exactly, and
 # `pip check` fails the build on any inconsistent dependency left behind.
 # pyspark-client: the apache-spark provider depends on it; pinned to the jobs' Spark
-# (PYSPARK_VERSION in jobs/versions.env; tests/unit/test_versions.py compares the two).
+# (PYSPARK_VERSION in jobs/versions.env; tests/integration/repo/test_versions.py compares
+# the two).
 # openlineage: its macros give the Spark steps their parent run ids (dags/lakehouse/lineage.py).
 RUN pip install --no-cache-dir \
         "apache-airflow==3.3.2" \

@@ -14,8 +14,8 @@ comes from this module:
 
 A rejected name raises :class:`~jobs.errors.ConfigError` (exit 2): names come from the
 code and its configuration, never from landed data, so a bad one is a configuration
-error that no retry can fix. ``tests/test_security.py`` checks that no SQL f-string in
-``jobs/`` interpolates anything that did not come through here.
+error that no retry can fix. ``tests/integration/repo/test_security.py`` checks that no
+SQL f-string in ``jobs/`` interpolates anything that did not come through here.
 """
 
 from __future__ import annotations

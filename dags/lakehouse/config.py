@@ -33,7 +33,7 @@ __all__ = [
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # pyproject.toml's version, which tags the job image and names the artifacts folder. The
 # Airflow image holds the DAGs without the project, so it is repeated here, once;
-# tests/unit/test_versions.py keeps the two equal.
+# tests/integration/repo/test_versions.py keeps the two equal.
 PROJECT_VERSION = "0.1.0"
 # The pipeline a DAG, a job or a command is about when none is named.
 DEFAULT_PIPELINE = "tpch"

@@ -3,7 +3,8 @@
 Each runner hands the job's arguments to a different provider's operator, and each
 operator assembles the ``spark-submit`` line its own way; these helpers read the line
 back and spell out the contract's, so the DAG tests can check that every runner runs it.
-Tests import them after putting ``dags/`` on ``sys.path`` (``tests/dags/conftest.py``).
+Tests import them after putting ``dags/`` on ``sys.path``
+(``tests/integration/dags/conftest.py``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from packaging.version import Version
 from jobs.settings import OPENLINEAGE_JAR, SPARK_JARS
 from jobs.versions import parse_versions, read_versions
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VERSIONS_FILE = "jobs/versions.env"
 VERSIONS = read_versions()
 PYPROJECT_TEXT = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
@@ -56,7 +56,7 @@ COPIES = [
 # Not compared: the sources themselves, this file (its own examples), and the benchmark
 # records, which state what a past run used (bench/ writes them from the installed
 # packages, not from these files).
-NOT_COPIES = {VERSIONS_FILE, "tests/unit/test_versions.py", "docs/benchmarks.md"}
+NOT_COPIES = {VERSIONS_FILE, "tests/integration/repo/test_versions.py", "docs/benchmarks.md"}
 NOT_COPIES_UNDER = ("docs/bench/",)
 
 

@@ -45,6 +45,11 @@ RUN pip install --no-cache-dir \
 # /opt/airflow/dags/lakehouse/config.py is /opt/airflow.
 COPY dags/ /opt/airflow/dags/
 COPY k8s/base/spark/ /opt/airflow/k8s/base/spark/
+# The DAG factory builds one DAG per pipeline spec: it reads pipelines/ through the spec
+# loader (jobs/spec, pure Python: pydantic and PyYAML, both in Airflow's own environment).
+COPY jobs/ /opt/airflow/jobs/
+COPY pipelines/ /opt/airflow/pipelines/
+ENV PYTHONPATH=/opt/airflow
 
 # No secrets here: connections (Slack, SMTP, AWS) and the settings PIPELINE_RUNNER,
 # LAKE_URI and LANDING_URI come from the deployment (Helm values, Airflow Variables or a

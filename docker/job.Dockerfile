@@ -59,6 +59,7 @@ WORKDIR /src
 # README.md is the wheel's long description (pyproject `readme`), so the build needs it.
 COPY pyproject.toml README.md ./
 COPY jobs/ jobs/
+COPY pipelines/ pipelines/
 
 # The `aws` extra brings boto3, which publishes the step metrics to CloudWatch.
 # Every dependency ships a wheel for this platform: no compiler is needed here either.

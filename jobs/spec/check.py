@@ -63,6 +63,7 @@ def check_structure(doc: SpecDocument) -> list[SpecProblem]:
     for name, source in p.sources.items():
         problems += _check_source(doc, name, source)
     problems += _check_parents(doc)
+    problems += _check_engine_shapes(doc)
     problems += _check_marts(doc)
     problems += _check_gate(doc)
     return sorted(problems)
@@ -244,6 +245,41 @@ def _check_parents(doc: SpecDocument) -> Iterator[SpecProblem]:
             yield doc.problem((*base, "key"), f"maps to {', '.join(mapped) or 'nothing'}; a "
                               f"parent key must map to exactly the key of {parent.table}: "
                               f"{', '.join(parent_source.key)}")
+
+
+def _check_engine_shapes(doc: SpecDocument) -> Iterator[SpecProblem]:
+    """The table shapes the engine writes: a relation is one level deep, an SCD2 table
+    stands alone, and versions are ordered by the drop's date.
+
+    A parent with children is written with them as one section that settles against
+    concurrent writers (see ``docs/design/concurrent-silver.md``); that section holds one
+    parent and its direct children. An SCD2 history is rebuilt per key from every snapshot
+    observed, which has no notion of a partition, a delete feed or a parent.
+    """
+    p = doc.pipeline
+    for name, source in p.sources.items():
+        if root_of(p, name) is None:
+            continue  # a missing parent or a cycle: reported by the relation checks
+        base: FieldPath = ("sources", name)
+        parent_name = source.parent.table if source.parent is not None else ""
+        parent = p.sources.get(parent_name)
+        if parent is not None and parent.parent is not None:
+            yield doc.problem((*base, "parent", "table"), f"parent {parent_name} is itself "
+                              "a child: a relation is one level deep (make "
+                              f"{name}'s parent the root table, {parent_name}'s parent)")
+        if source.history == "scd2":
+            for field, present in (("partition", source.partition is not None),
+                                   ("deletes", source.deletes is not None),
+                                   ("parent", source.parent is not None)):
+                if present:
+                    yield doc.problem((*base, field), f"an scd2 table has no {field}: its "
+                                      "history is rebuilt from every snapshot of a key")
+            if any(s.parent is not None and s.parent.table == name
+                   for s in p.sources.values()):
+                yield doc.problem((*base, "history"), "an scd2 table cannot be a parent")
+        if source.sequence != "_ds":
+            yield doc.problem((*base, "sequence"), f"{source.sequence!r}: versions are "
+                              "ordered by the drop's date, _ds (a newer drop wins)")
 
 
 def _parent_cycle(pipeline: Pipeline, start: str) -> list[str]:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import difflib
 import os
+import tempfile
 import types
 import typing
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +48,43 @@ def pipelines_root(root: Path | None = None) -> Path:
     """The folder holding one folder per pipeline.
 
     :param root: the folder holding ``pipelines/``; default: ``PIPELINES_DIR`` (which
-        names the ``pipelines/`` folder itself), else the repository root.
+        names the ``pipelines/`` folder itself), else the repository's ``pipelines/``
+        next to ``jobs/``, else the installed ``pipelines`` package (the job image's and
+        EMR's wheel carry every spec).
     """
     if root is not None:
         return root / "pipelines"
     configured = os.environ.get(PIPELINES_ENV, "").strip()
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2] / "pipelines"
+    beside = Path(__file__).resolve().parents[2] / "pipelines"
+    if beside.is_dir():
+        return beside
+    return _installed_pipelines()
+
+
+@cache
+def _installed_pipelines() -> Path:
+    """The installed ``pipelines`` package as a folder (unpacked once from a zipped wheel,
+    as EMR's ``--py-files`` ships it)."""
+    from importlib.resources import files
+    from importlib.resources.abc import Traversable
+
+    package = files("pipelines")
+    if isinstance(package, Path):
+        return package
+    target = Path(tempfile.mkdtemp(prefix="pipelines-"))
+
+    def copy(node: Traversable, to: Path) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                (to / child.name).mkdir()
+                copy(child, to / child.name)
+            else:
+                (to / child.name).write_bytes(child.read_bytes())
+
+    copy(package, target)
+    return target
 
 
 def pipeline_dir(name: str, root: Path | None = None) -> Path:

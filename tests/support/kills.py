@@ -56,15 +56,17 @@ def job_env(extra: dict[str, str] | None = None) -> dict[str, str]:
                   "SPARK_SUBMIT_OPTS": env.get("SPARK_SUBMIT_OPTS", SHORT_JVM_OPTS)}
 
 
-def job_command(lake: Path, landing: Path, step: str, ds: str) -> list[str]:
-    """The contract's job command line for one step of one drop."""
+def job_command(lake: Path, landing: Path, step: str, ds: str,
+                pipeline: str = "tpch") -> list[str]:
+    """The contract's job command line for one step of one drop of a pipeline."""
     return [str(Path(sys.executable).parent / "spark-submit"), str(REPO / "jobs" / "main.py"),
-            step, "--ds", ds, "--lake", str(lake), "--landing", str(landing)]
+            step, "--ds", ds, "--pipeline", pipeline, "--lake", str(lake), "--landing",
+            str(landing)]
 
 
 def submit(lake: Path, landing: Path, step: str, ds: str, kill: Kill,
            extra: dict[str, str] | None = None,
-           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+           timeout: float = 300, pipeline: str = "tpch") -> subprocess.CompletedProcess[str]:
     """Run ``spark-submit jobs/main.py`` as its own process group and kill it as asked.
 
     A run meant to be killed (not a drawn kill) that ends otherwise fails the test: its
@@ -73,7 +75,7 @@ def submit(lake: Path, landing: Path, step: str, ds: str, kill: Kill,
     env = job_env(extra)
     if kill.point:
         env["PIPELINE_FAULT"] = kill.point
-    cmd = job_command(lake, landing, step, ds)
+    cmd = job_command(lake, landing, step, ds, pipeline)
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)

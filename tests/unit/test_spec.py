@@ -220,12 +220,24 @@ def test_every_problem_is_reported_at_once(tmp_path: Path, spark: SparkSession) 
         ({'schedule: "@daily"': 'schedule: "0 2 * *"'}, "schedule:", "schedule",
          "'0 2 * *' is neither a cron expression (5 fields: minute hour day month weekday) "
          "nor one of @daily, @hourly, @weekly, @monthly, @yearly, @once, None"),
+        ({"    history: scd2\n": "    history: scd2\n    partition: {column: _c, "
+          "expression: customer_id, type: bigint}\n"}, "partition: {column: _c",
+         "sources.customers.partition",
+         "an scd2 table has no partition: its history is rebuilt from every snapshot of a "
+         "key"),
+        ({"    history: scd2\n": "    history: scd2\n    deletes: {folder: gone}\n"},
+         "deletes: {folder: gone}", "sources.customers.deletes",
+         "an scd2 table has no deletes: its history is rebuilt from every snapshot of a key"),
+        ({"    key: [order_id]\n": "    key: [order_id]\n    sequence: order_date\n"},
+         "sequence: order_date", "sources.orders.sequence",
+         "'order_date': versions are ordered by the drop's date, _ds (a newer drop wins)"),
     ],
     ids=["name_not_folder", "key_column_missing", "duplicate_column", "parent_not_a_source",
          "parent_key_not_parents_key", "parent_cycle", "child_partition_expression",
          "partition_without_expression", "folder_clash", "mart_name_clash",
          "mart_sql_missing", "refresh_column_not_in_grain", "refresh_unknown_table",
-         "gate_unknown_table", "bad_schedule"],
+         "gate_unknown_table", "bad_schedule", "scd2_with_partition", "scd2_with_deletes",
+         "sequence_column"],
 )
 def test_whole_spec_problem_names_file_line_field_and_cause(
         tmp_path: Path, spark: SparkSession, replace: dict[str, str], fragment: str,

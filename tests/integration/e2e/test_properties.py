@@ -347,17 +347,17 @@ def test_a_pass_another_writer_interleaved_with_is_repaired_and_run_again(
                       "WHERE (l_orderkey = 1 AND l_linenumber = 1) "
                       "OR (l_orderkey = 2 AND l_linenumber = 2)")
 
-    section = silver._Silver.order_section
+    section = silver._Silver.family_section
     passes: list[int] = []
 
-    def interleaved(self: Any) -> None:
+    def interleaved(self: Any, family: Any) -> None:
         passes.append(1)
         if len(passes) == 2:
             another_writer()
-        section(self)
+        section(self, family)
 
     older_copy(orders, "o_orderkey = 1", dt.date(1998, 8, 1))
-    monkeypatch.setattr(silver._Silver, "order_section", interleaved)
+    monkeypatch.setattr(silver._Silver, "family_section", interleaved)
     process(spark, lake, landing, ds_of(0), force=False, steps=(silver,))
 
     expected, _ = expected_tables([*landed(base_landing), *landed(landing)])

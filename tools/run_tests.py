@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GROUP_2 = ("tests/integration/dags", "tests/integration/jobs/test_cli.py",
            "tests/integration/deploy", "tests/unit/test_deploy_doc.py",
            "tests/integration/e2e/test_bad_input.py",
-           "tests/integration/e2e/test_concurrent_silver.py")
+           "tests/integration/e2e/test_concurrent_silver.py",
+           "tests/integration/e2e/test_spec_only_pipeline.py")
 # Group 2 starts many short-lived spark-submit JVMs on tiny data (and `make chaos` many
 # more, with the same options). Each of them spends much of its CPU compiling code it runs
 # only briefly, so the quick (C1) JIT and the serial collector save CPU on every start; a

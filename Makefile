@@ -127,7 +127,8 @@ test: setup
 
 chaos: setup
 	CHAOS_RANDOM_KILLS=$(N) CHAOS_SEED=$(CHAOS_SEED) \
-		$(PY) -m pytest tests/integration/e2e/test_kill_anywhere.py -v --basetemp=.cache/chaos
+		$(PY) -m pytest tests/integration/e2e/test_kill_anywhere.py \
+		tests/integration/e2e/test_flights.py -m chaos -v --basetemp=.cache/chaos
 
 # make bench [BENCH_ARGS=--quick]: docs/benchmarks.md (bench/run.py), data in .cache/bench.
 bench: setup

@@ -96,10 +96,14 @@ def touched_values(spark: SparkSession, ctx: StepContext, mart: str,
     for table, query in spec.refresh.when.items():
         if table not in now or since.get(table, -1) >= now[table]:
             continue
-        if query.strip().lower() == ALL:
-            return None
         uri = ctx.lake.table("silver", table)
         changed = _changes(spark, uri, since.get(table, -1) + 1, now[table])
+        if query.strip().lower() == ALL:
+            # New versions without changed rows (OPTIMIZE, a MERGE that matched nothing
+            # new) touch nothing.
+            if changed.limit(1).count():
+                return None
+            continue
         changed.createOrReplaceTempView("changes")
         rows = spark.sql(spec_query(query)).distinct().collect()
         values |= {r[0] for r in rows if r[0] is not None}

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from jobs.catalog import Catalog, Table
+from jobs.catalog import Catalog
 from jobs.delta_io import (
     commit_info,
     latest_version,
@@ -93,13 +93,6 @@ class DatasetCheck:
         return TOUCHED.sub(render, self.sql)
 
 
-def _partitioned_where(table: Table, alias: str = "") -> str:
-    if not table.partition_by:
-        return ""
-    prefix = f"{alias}." if alias else ""
-    return f"WHERE {prefix}{identifier(table.partition_by[0])} IN {{touched:{table.name}}}"
-
-
 def checks(catalog: Catalog) -> list[DatasetCheck]:
     """Every dataset check of a pipeline: the engine's, then the spec's gate checks.
 
@@ -114,9 +107,12 @@ def checks(catalog: Catalog) -> list[DatasetCheck]:
         view = identifier(f"{name}_history" if table.history == "scd2" else name)
         key = [*table.key, "valid_from"] if table.history == "scd2" else list(table.key)
         keys = ", ".join(identifier(k) for k in key)
+        part = identifier(table.partition_by[0]) if table.partition_by else ""
+        touched = f"{{touched:{identifier(name)}}}"
+        where = f"WHERE {part} IN {touched}" if part else ""
         out.append(DatasetCheck(
             name, f"{name}_key_unique", "fail",
-            f"SELECT count(*) FROM (SELECT {keys} FROM {view} {_partitioned_where(table)} "
+            f"SELECT count(*) FROM (SELECT {keys} FROM {view} {where} "
             f"GROUP BY {keys} HAVING count(*) > 1)"))
         if table.history == "scd2":
             bare = ", ".join(identifier(k) for k in table.key)
@@ -133,14 +129,13 @@ def checks(catalog: Catalog) -> list[DatasetCheck]:
             parent = catalog.tables[table.parent]
             on = " AND ".join(f"c.{identifier(c)} = p.{identifier(p)}"
                               for c, p in table.parent_key)
-            where_c, where_p = _partitioned_where(table, "c"), _partitioned_where(table)
-            if table.partition_by:
-                part = identifier(table.partition_by[0])
+            where_c = f"WHERE c.{part} IN {touched}" if part else ""
+            if part:
                 on += f" AND c.{part} = p.{part}"
             out.append(DatasetCheck(
                 name, f"{name}_has_parent", "fail",
                 f"SELECT count(*) FROM {identifier(name)} c LEFT ANTI JOIN "
-                f"(SELECT * FROM {identifier(parent.name)} {where_p}) p ON {on} {where_c}"))
+                f"(SELECT * FROM {identifier(parent.name)} {where}) p ON {on} {where_c}"))
     assert catalog.pipeline is not None
     out += [DatasetCheck(c.table, c.name, c.action, c.sql) for c in catalog.pipeline.gate.checks]
     return out

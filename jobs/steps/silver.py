@@ -118,9 +118,13 @@ def prepare(lines_df: DataFrame, table: Table) -> DataFrame:
     return with_drop_dedup(with_expectations(parse_lines(lines_df, table), checks), table.key)
 
 
-def _eq(left: str, right: str, pairs: list[tuple[str, str]]) -> str:
-    """``left.a = right.b AND ...`` over validated column names."""
-    return " AND ".join(f"{left}.{identifier(a)} = {right}.{identifier(b)}" for a, b in pairs)
+def _matched(pairs: list[tuple[str, str]], parts: list[Any], part: str | None) -> str:
+    """A MERGE's ``ON``: ``t.a = s.b AND ...``, bounded to some partitions of the target
+    (``part``: the partition column, ``None`` for an unpartitioned family)."""
+    on = " AND ".join(f"t.{identifier(a)} = s.{identifier(b)}" for a, b in pairs)
+    if part is None:
+        return on
+    return f"{on} AND t.{identifier(part)} IN {sql_in(parts)}"
 
 
 @dataclass(frozen=True)
@@ -185,11 +189,12 @@ class _Family:
 
         return keys.select(*[F.col(p).alias(c) for c, p in self.mapping(child)])
 
-    def in_parts(self, alias: str, parts: list[Any]) -> str:
-        """Literal predicate bounding a MERGE to some partitions (``None``: no partition)."""
+    def in_parts(self, parts: list[Any]) -> str | None:
+        """Literal predicate on the target ``t`` bounding a MERGE to some partitions
+        (``None`` for an unpartitioned family)."""
         if self.part is None:
-            return "true"
-        return f"{alias}.{identifier(self.part)} IN {sql_in(parts)}"
+            return None
+        return f"t.{identifier(self.part)} IN {sql_in(parts)}"
 
 
 class _Inconsistent(Exception):
@@ -525,6 +530,35 @@ class _Silver:
             )
         return counts
 
+    def drop_expectations(self, name: str, rows: DataFrame | None) -> None:
+        """Evaluate a table's drop-scope expectations over the rows the drop gives it.
+
+        Each is an aggregate over the drop's clean rows of the table (none when the table
+        is not in the drop): true passes; false or NULL counts one violation. A ``fail``
+        one stops the run before anything is merged, like a fail-level row rule.
+
+        :param name: the table.
+        :param rows: its clean rows from this drop, or ``None``.
+        :raises QualityGateError: when a fail-level drop expectation is violated.
+        """
+        from pyspark.sql import functions as F
+
+        checks = [e for e in self.catalog.expectations(name) if e.scope == "drop"]
+        if not checks:
+            return
+        if rows is None:
+            rows = self.spark.createDataFrame([], silver_schema(self.catalog.table(name)))
+        verdict = rows.agg(*[F.coalesce(F.expr(e.condition), F.lit(False)).alias(e.name)
+                             for e in checks]).first()
+        assert verdict is not None
+        failed = {e.name: 0 if verdict[e.name] else 1 for e in checks}
+        self.record_expectations(name, checks, failed)
+        broken = [e.name for e in checks if e.action == "fail" and failed[e.name]]
+        if broken:
+            raise QualityGateError(f"silver {self.ctx.ds_str}: drop expectation "
+                                   f"{', '.join(broken)} of {name} violated; nothing was "
+                                   "merged")
+
     def record_expectations(self, name: str, expectations: list[Expectation],
                             counts: dict[str, int]) -> None:
         self.dq += [DqResult(name, e.name, e.action, int(counts.get(e.name, 0)))
@@ -540,6 +574,8 @@ class _Silver:
         table = self.catalog.table(name)
         prepared = prepare(lines, table).cache()
         counts = self.account(name, prepared)
+        self.drop_expectations(name, prepared.where(
+            ~F.col("_is_duplicate") & (F.size("_reasons") == 0)))
         if not counts.get("*row"):
             prepared.unpersist()
             return None
@@ -689,7 +725,7 @@ class _Silver:
                 # leave them behind.
                 self.cascade_moves(family, source, existing)
                 result = merge_latest(self.spark, self.silver_uri(family.name), source,
-                                      table.key, family.in_parts("t", parts))
+                                      table.key, family.in_parts(parts))
                 self.note_merge(family.name, result.version, result.metrics)
         flagged.unpersist()
         prepared.unpersist()
@@ -713,10 +749,9 @@ class _Silver:
         old_parts = sorted({r[0] for r in moved.select("_old_part").distinct().collect()})
         if old_parts:
             for child in family.children:
-                on = _eq("t", "s", [(c, p) for c, p in family.mapping(child)])
                 result = update_matching(
                     self.spark, self.silver_uri(child.name), moved,
-                    f"{on} AND {family.in_parts('t', old_parts)}",
+                    _matched(family.mapping(child), old_parts, family.part),
                     {part: "s._new_part"},
                 )
                 self.run.wrote(child.name, result.version)
@@ -748,7 +783,6 @@ class _Silver:
         if any(r["_gone"] for r in stats) and family.children:
             self.run.details["orphaned_by_delete"] = self.park_orphaned_by_delete(
                 family, looked_up, parts)
-        bound = family.in_parts("t", parts)
         # Children first: a re-run after a crash between the DELETEs finds the parent (and
         # its partition) still there. The other way round it would find no parent and leave
         # its children in silver for good.
@@ -758,7 +792,7 @@ class _Silver:
         for name, pairs, condition in targets:
             result = delete_matching(
                 self.spark, self.silver_uri(name), looked_up,
-                f"{_eq('t', 's', pairs)} AND {bound}", condition)
+                _matched(pairs, parts, family.part), condition)
             self.run.wrote(name, result.version)
             self.run.details.setdefault("deleted_rows", {})[name] = result.metrics.get(
                 "num_deleted_rows", 0)
@@ -784,7 +818,7 @@ class _Silver:
             mapping = family.mapping(child)
             stored = self.read_silver(child.name)
             if family.part is not None:
-                stored = stored.where(F.expr(family.in_parts("t", parts).replace("t.", "", 1)))
+                stored = stored.where(F.col(family.part).isin(parts))
             orphaned = (
                 stored.join(gone.where("_gone").select(*[F.col(p).alias(c) for c, p in mapping],
                                                        "_tomb_ds"), [c for c, _ in mapping])
@@ -897,6 +931,9 @@ class _Silver:
         ).localCheckpoint(eager=True)
         own = staged.where(~F.col("_parked"))
         counts = self.account(child.name, own) if lines is not None else {}
+        if lines is not None:
+            self.drop_expectations(child.name, own.where(
+                ~F.col("_is_duplicate") & (F.size("_reasons") == 0)))
         rejected = own.where(~F.col("_is_duplicate") & (F.size("_reasons") > 0))
         n_q = self.write_quarantine(child.name, rejected, counts.get("*rejected", 0))
         self.run.count("quarantined", child.name, n_q)
@@ -918,7 +955,7 @@ class _Silver:
             if found:
                 self.touched[child.name] = [str(p) for p in found]
                 result = merge_latest(self.spark, self.silver_uri(child.name), source,
-                                      child.key, family.in_parts("t", found))
+                                      child.key, family.in_parts(found))
                 self.note_merge(child.name, result.version, result.metrics)
         # Only now do resolved orphans leave quarantine (applied, superseded, deleted, or
         # kept under their own drop with a new reason): a crash in between leaves a row
@@ -1027,6 +1064,10 @@ def run(ctx: StepContext) -> bool:
                                partial(work.repair, family), FAMILY_DETAILS)
     with commit_tag(ctx.spark, work.tag):
         try:
+            # A table the drop did not bring still has its drop expectations judged.
+            for name in (*catalog.tables, *catalog.delete_feeds):
+                if name not in present:
+                    work.drop_expectations(name, None)
             if _plain_tables_first(catalog, present):
                 for group in groups.values():
                     group()

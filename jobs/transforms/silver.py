@@ -157,9 +157,10 @@ def _json_fields(table: Table) -> tuple[Column, Column, Column]:
     variant = F.expr("try_parse_json(value)")
     is_object = F.coalesce(F.expr("schema_of_variant(try_parse_json(value))").startswith(
         "OBJECT"), F.lit(False))
+    # Each field by its name in the file (a JSON path, not SQL text).
     fields = F.array(*[
-        F.expr(f"try_variant_get(try_parse_json(value), '$[\"{c.source or c.name}\"]', "
-               "'string')")
+        F.try_variant_get(variant, '$["' + (c.source or c.name).replace('"', '\\"') + '"]',
+                          "string")
         for c in table.columns
     ])
     shape = utf8 & is_object

@@ -460,7 +460,7 @@ def test_the_airflow_role_allows_every_call_the_runs_made(cluster_run: Run,
 def test_serverless_mode_without_an_application_is_an_import_error_naming_it() -> None:
     count, errors = import_errors_in_a_fresh_process(
         PIPELINE_RUNNER="emr", EMR_MODE="serverless", EMR_SERVERLESS_APPLICATION_ID="")
-    assert count == 2 and "EMR_SERVERLESS_APPLICATION_ID" in errors
+    assert count == 1 and "EMR_SERVERLESS_APPLICATION_ID" in errors
 
 
 def test_exit_status_is_read_from_emr_logs_and_job_run_details() -> None:

@@ -61,7 +61,7 @@ def _bag(runner: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture(scope="module")
 def pods() -> dict[str, dict[str, Any]]:
-    """``{task: serialized pod}`` for every pod task of both DAGs, plus the operators."""
+    """``{task: serialized pod}`` for every pod task of both TPC-H DAGs, plus the operators."""
     from kubernetes.client import ApiClient
     from lakehouse.pod import PodStep
 
@@ -69,6 +69,8 @@ def pods() -> dict[str, dict[str, Any]]:
         bag = _bag("kubernetes", monkeypatch)
         built: dict[str, dict[str, Any]] = {}
         for dag in bag.dags.values():
+            if not dag.dag_id.startswith("tpch_"):
+                continue
             for task in dag.tasks:
                 if not isinstance(task, PodStep):
                     continue
@@ -85,13 +87,15 @@ def pods() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def local_commands() -> dict[str, list[str]]:
-    """The local runner's rendered command line of every step, for comparison."""
+    """The local runner's rendered command line of every TPC-H step, for comparison."""
     from tests.support.runner_commands import rendered_command
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         bag = _bag("local", monkeypatch)
         lines = {}
         for dag in bag.dags.values():
+            if not dag.dag_id.startswith("tpch_"):
+                continue
             for task in dag.tasks:
                 if hasattr(task, "application"):
                     task.render_template_fields(_context(dag, task))

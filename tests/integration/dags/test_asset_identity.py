@@ -102,7 +102,7 @@ def _due(env: dict[str, str]) -> list[str]:
 
 def test_the_dag_runs_against_lake_a_then_lake_b_and_announces_both(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
-    subprocess.run([sys.executable, "-m", "jobs.datagen", "--sf", "0.001", "--days", "1",
+    subprocess.run([sys.executable, "-m", "pipelines.tpch.datagen", "--sf", "0.001", "--days", "1",
                     "--landing", str(landing)], cwd=ROOT, check=True, capture_output=True)
     # The initial load: the first drop.
     ds = min(p.name[3:] for p in landing.iterdir() if p.name.startswith("ds="))

@@ -102,7 +102,8 @@ def test_initial_load_then_one_drop_per_trailing_flight_date(plain_landing: Path
         assert (drop / datagen.SUCCESS_MARKER).is_file()
     initial = sorted(p.name for p in (plain_landing / names[0]).iterdir())
     assert initial == ["_SUCCESS", "airlines", "airports", "flights", "planes", "weather"]
-    # Weather stops at 2013-12-30 18:00 local: the last drop has flights only.
+    # The package's weather ends the evening before the year's last day, so the last
+    # drop has flights only.
     assert sorted(p.name for p in (plain_landing / names[-1]).iterdir()) == [
         "_SUCCESS", "flights"]
     assert not (plain_landing / datagen.MANIFEST_NAME).exists()

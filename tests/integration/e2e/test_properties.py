@@ -7,21 +7,8 @@ The drops are processed (``ingest``, ``silver``, ``gold``, in-process on the ses
 Spark) in a random order with up to two extra events: the same drop again, again with
 ``--force``, or a corrected re-delivery of it (same keys, new contents). Afterwards silver,
 quarantine and gold must equal a small pure-Python model computed from the landed files
-alone (:func:`tests.support.model.expected_tables`), whose rules are the contract's:
-
-* per drop, exact duplicate lines count once, and two different versions of one key are
-  all quarantined (``conflicting_versions_in_drop``);
-* the newest ``_ds`` of a key wins; the last delivery of a drop is its content;
-* an RF2 deletion at ``ds`` removes every version of the order and of its line items with
-  ``_ds <= ds``; the newest deletion of a key counts;
-* a line item needs its order: while the order is not live, its line items newer than
-  the order's deletion are parked in quarantine (``orphan_lineitem``), never in silver;
-* customer history is SCD2 over every snapshot observed: versions ordered by ``_ds``, a
-  version equal to its predecessor is no change, ``valid_to`` is the next version's
-  ``valid_from``;
-* gold is TPC-H Q1's measures per ship date over the model's line items, and revenue per
-  order date and customer nation as of the order date (the earliest customer version also
-  covers earlier dates), in exact decimals.
+alone (:func:`tests.support.model.expected_tables`, whose docstring lists the rules: the
+contract's).
 
 Cost: a pipeline run costs per Spark job and commit, not per row. So every drop holds two
 independent *lanes* of rows with disjoint keys (two cases per run), and the base drop

@@ -1,15 +1,20 @@
 """Alerts: one notifier for failures, retries, missed deadlines and finished runs.
 
-Every alert goes to the log of the process that raises it (the task log for task
-callbacks, the triggerer log for deadline alerts), and additionally
+Each event has a severity (:data:`lakehouse.config.SEVERITY`: a failure or a missed
+deadline is ``critical``, a retry a ``warning``, a finished run ``info``), and the
+pipeline's spec routes each severity to channels (``alerts``). An alert goes only to the
+channels of its route:
 
-* to Slack when the Airflow connection ``slack_alerts`` (type *Slack Incoming Webhook*,
-  the webhook URL or token in its password) exists, and
-* by e-mail when the Airflow connection ``smtp_alerts`` (type *SMTP*) exists; the
+* ``log``: the log of the process that raises it (the task log for task callbacks, the
+  triggerer log for deadline alerts);
+* ``slack``: when the Airflow connection ``slack_alerts`` (type *Slack Incoming Webhook*,
+  the webhook URL or token in its password) exists;
+* ``email``: when the Airflow connection ``smtp_alerts`` (type *SMTP*) exists; the
   recipients are its extra field ``to`` (comma-separated).
 
-Secrets therefore live only in Airflow connections (or the secrets backend behind them).
-A channel that fails to deliver is logged and does not hide the others.
+A routed channel without its connection is skipped. Secrets therefore live only in
+Airflow connections (or the secrets backend behind them). A channel that fails to deliver
+is logged and does not hide the others.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseNotifier
+
+from lakehouse.config import CHANNELS
 
 __all__ = [
     "SLACK_CONN_ID",
@@ -27,6 +35,7 @@ __all__ = [
     "PipelineAlert",
     "alert_message",
     "deadline_missed",
+    "deliver",
 ]
 
 SLACK_CONN_ID = "slack_alerts"
@@ -43,7 +52,7 @@ def _cause(exception: BaseException | str | None) -> str:
     return f"{type(exception).__name__}: {first[0] if first else ''}".strip()
 
 
-def alert_message(event: str, context: Any) -> dict[str, str]:
+def alert_message(event: str, context: Any, sla_hours: float | None = None) -> dict[str, str]:
     """Build the alert's fields from an Airflow callback context.
 
     Task callbacks carry the task instance (``ti``) and, on failure or retry, the
@@ -51,6 +60,8 @@ def alert_message(event: str, context: Any) -> dict[str, str]:
 
     :param event: ``failure``, ``retry``, ``deadline_missed`` or ``success``.
     :param context: the callback context.
+    :param sla_hours: for ``deadline_missed``: the deadline is the spec's SLA, this many
+        hours after the logical date (``None``: the run deadline).
     :return: ``dag``, ``task``, ``ds``, ``try``, ``cause``, ``log_url`` and ``text``.
     """
     ti = context.get("ti")
@@ -68,19 +79,25 @@ def alert_message(event: str, context: Any) -> dict[str, str]:
         run = context.get("dag_run") or {}
         deadline = context.get("deadline") or {}
         logical = str(run.get("logical_date") or "")
+        run_id = run.get("dag_run_id", run.get("run_id", ""))
+        due = deadline.get("deadline_time", "")
         fields = {
             "dag": str(run.get("dag_id", "")),
             "task": "(whole run)",
             "ds": logical[:10],
             "try": "-",
-            "cause": f"run {run.get('dag_run_id', run.get('run_id', ''))} not finished by "
-                     f"its deadline {deadline.get('deadline_time', '')}",
+            "cause": (f"SLA missed: run {run_id} not published by its SLA deadline {due} "
+                      f"({sla_hours:g} hours after its logical date)"
+                      if sla_hours is not None
+                      else f"run {run_id} not finished by its deadline {due}"),
             "log_url": "",
         }
     headline = {
         "failure": "FAILED", "retry": "RETRYING", "deadline_missed": "DEADLINE MISSED",
         "success": "SUCCEEDED",
     }.get(event, event.upper())
+    if event == "deadline_missed" and sla_hours is not None:
+        headline = "SLA MISSED"
     fields["text"] = (
         f"[{headline}] dag={fields['dag']} task={fields['task']} ds={fields['ds']} "
         f"try={fields['try']}: {fields['cause']}"
@@ -120,21 +137,29 @@ def _to_smtp(fields: dict[str, str], recipients: str) -> None:
         )
 
 
-def deliver(fields: dict[str, str]) -> list[str]:
-    """Send an alert to the log and to every configured channel.
+def deliver(fields: dict[str, str], channels: Sequence[str]) -> list[str]:
+    """Send an alert to the routed channels that are configured.
 
     :param fields: from :func:`alert_message`.
-    :return: the channels it reached (``log`` always first).
+    :param channels: the route of the alert's severity: any of ``log``, ``slack`` and
+        ``email``; an empty route sends nothing.
+    :return: the channels it reached, in the order ``log``, ``slack``, ``email``.
     """
-    log.warning("pipeline alert: %s", fields["text"])
-    reached = ["log"]
-    if _connection(SLACK_CONN_ID) is not None:
+    unknown = set(channels) - set(CHANNELS)
+    if unknown:
+        raise ValueError(f"unknown alert channel(s) {sorted(unknown)}; "
+                         f"channels are {', '.join(CHANNELS)}")
+    reached = []
+    if "log" in channels:
+        log.warning("pipeline alert: %s", fields["text"])
+        reached.append("log")
+    if "slack" in channels and _connection(SLACK_CONN_ID) is not None:
         try:
             _to_slack(fields["text"])
             reached.append("slack")
         except Exception:
             log.exception("pipeline alert: Slack delivery failed")
-    smtp = _connection(SMTP_CONN_ID)
+    smtp = _connection(SMTP_CONN_ID) if "email" in channels else None
     if smtp is not None:
         recipients = str(smtp.extra_dejson.get("to", ""))
         if not recipients:
@@ -142,7 +167,7 @@ def deliver(fields: dict[str, str]) -> list[str]:
         else:
             try:
                 _to_smtp(fields, recipients)
-                reached.append("smtp")
+                reached.append("email")
             except Exception:
                 log.exception("pipeline alert: e-mail delivery failed")
     return reached
@@ -152,26 +177,35 @@ class PipelineAlert(BaseNotifier):
     """Airflow notifier that sends :func:`alert_message` through :func:`deliver`.
 
     :param event: ``failure``, ``retry``, ``deadline_missed`` or ``success``.
+    :param channels: the route of the event's severity (``PipelineConfig.alerts``).
     """
 
     template_fields = ()
 
-    def __init__(self, event: str, context: Any = None) -> None:
+    def __init__(self, event: str, channels: Sequence[str] = CHANNELS,
+                 context: Any = None) -> None:
         super().__init__(context=context)
         self.event = event
+        self.channels = tuple(channels)
 
     def notify(self, context: Any) -> None:
         """Send the alert (task and DAG callbacks)."""
-        deliver(alert_message(self.event, context))
+        deliver(alert_message(self.event, context), self.channels)
 
     async def async_notify(self, context: Any) -> None:
         """Send the alert from the triggerer (deadline alerts); delivery is blocking I/O."""
         await asyncio.to_thread(self.notify, context)
 
 
-async def deadline_missed(context: Any = None, **_: Any) -> None:
+async def deadline_missed(context: Any = None, channels: Sequence[str] = CHANNELS,
+                          sla_hours: float | None = None, **_: Any) -> None:
     """Deadline-alert callback (runs in the triggerer): alert that a run is late.
 
+    Airflow calls it with the deadline's ``AsyncCallback`` kwargs and ``context``.
+
     :param context: what Airflow passes to deadline callbacks (the DAG run and deadline).
+    :param channels: the route of ``critical`` alerts.
+    :param sla_hours: set for the SLA deadline (hours after the logical date).
     """
-    await asyncio.to_thread(deliver, alert_message("deadline_missed", context or {}))
+    fields = alert_message("deadline_missed", context or {}, sla_hours=sla_hours)
+    await asyncio.to_thread(deliver, fields, channels)

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 __all__ = [
+    "CHANNELS",
     "DEFAULT_LAKE",
     "DEFAULT_LANDING",
     "DEFAULT_PIPELINE",
@@ -22,7 +23,9 @@ __all__ = [
     "PROJECT_ROOT",
     "PROJECT_VERSION",
     "RUNNERS",
+    "SEVERITY",
     "STEPS",
+    "AlertRoutes",
     "PipelineConfig",
     "RunnerSettings",
     "load_config",
@@ -45,6 +48,30 @@ STEPS = ("ingest", "silver", "gold", "quality")
 # concurrency already keeps concurrent writers correct; the pool removes the contention
 # (and with it the conflict retries) and keeps OPTIMIZE/VACUUM away from daily writers.
 LAKE_WRITER_POOL = "lake_writer"
+
+
+# Every alert channel, in the order an alert is sent to them.
+CHANNELS = ("log", "slack", "email")
+# The severity of each alert event: the spec's ``alerts`` routes a severity to channels.
+SEVERITY = {"failure": "critical", "deadline_missed": "critical", "retry": "warning",
+            "success": "info"}
+
+
+@dataclass(frozen=True)
+class AlertRoutes:
+    """The channels of each alert severity (the spec's ``alerts``).
+
+    The defaults send every alert to every channel, which is what a pipeline whose spec
+    has no ``alerts`` block gets.
+    """
+
+    critical: tuple[str, ...] = CHANNELS
+    warning: tuple[str, ...] = CHANNELS
+    info: tuple[str, ...] = CHANNELS
+
+    def channels(self, event: str) -> tuple[str, ...]:
+        """The channels of an event (``failure``, ``retry``, ``deadline_missed``, ``success``)."""
+        return tuple(getattr(self, SEVERITY[event]))
 
 
 @dataclass(frozen=True)
@@ -121,6 +148,9 @@ class PipelineConfig:
     :param landing: landing URI passed to every job and watched by the drop sensor.
     :param run_deadline: a run still unfinished this long after it was queued raises a
         deadline alert; ``None`` turns the alert off.
+    :param sla_deadline: a run still unfinished this long after its logical date raises
+        the SLA alert (the spec's ``sla_hours``); ``None`` turns it off.
+    :param alerts: the channels of each alert severity, from the spec.
     :param pipeline: the pipeline's name (its DAG is ``<pipeline>_daily``).
     :param marts: its gold marts, announced as assets.
     :param schedule: its schedule, from the spec.
@@ -137,6 +167,8 @@ class PipelineConfig:
     schedule: str = "@daily"
     start_date: date = date(2020, 1, 1)
     description: str = ""
+    sla_deadline: timedelta | None = None
+    alerts: AlertRoutes = AlertRoutes()
 
     @property
     def settings(self) -> RunnerSettings:
@@ -166,17 +198,20 @@ def location_settings(pipeline: str) -> tuple[str, str]:
 
 
 def load_config(pipeline: str = DEFAULT_PIPELINE) -> PipelineConfig:
-    """Resolve ``PIPELINE_RUNNER``, the pipeline's lake and landing, and the run deadline.
+    """Resolve ``PIPELINE_RUNNER``, the pipeline's lake and landing, and the deadlines.
 
     ``PIPELINE_RUN_DEADLINE_MINUTES`` (default 360; ``0`` turns it off) sets the deadline
     alert. In-process runs (``airflow dags test``) turn it off: Airflow 3.3.2's
     ``dag.test()`` fails on DAGs with deadline alerts once the run completes (it looks up
     the alert definitions by id, but in-process they are never stored), and no scheduler
-    evaluates deadlines there anyway.
+    evaluates deadlines there anyway. ``0`` therefore turns the spec's SLA alert
+    (``sla_hours``) off too: it is a deadline alert with the same failure.
 
     The pipeline's spec (``pipelines/<pipeline>/``) gives its default lake and landing
-    (relative to the repository), its schedule, start date and marts; see
-    :func:`location_settings` for the settings that override the locations.
+    (relative to the repository), its schedule, start date, marts, SLA and alert routes;
+    see :func:`location_settings` for the settings that override the locations. A spec
+    without an ``alerts`` block sends every alert to every channel (:class:`AlertRoutes`);
+    one with it routes each severity as it says, the spec's defaults filling the rest.
 
     :return: the configuration.
     :raises ValueError: for an unknown runner (an import error in the UI, naming it).
@@ -195,6 +230,13 @@ def load_config(pipeline: str = DEFAULT_PIPELINE) -> PipelineConfig:
         deadline = timedelta(minutes=float(minutes)) if float(minutes) > 0 else None
     except ValueError:
         raise ValueError(f"PIPELINE_RUN_DEADLINE_MINUTES={minutes!r} is not a number") from None
+    sla = timedelta(hours=spec.sla_hours) if spec.sla_hours and deadline else None
+    routes = (
+        AlertRoutes(critical=tuple(spec.alerts.critical), warning=tuple(spec.alerts.warning),
+                    info=tuple(spec.alerts.info))
+        if "alerts" in spec.model_fields_set
+        else AlertRoutes()
+    )
     lake_name, landing_name = location_settings(pipeline)
     return PipelineConfig(
         runner=runner,
@@ -206,6 +248,8 @@ def load_config(pipeline: str = DEFAULT_PIPELINE) -> PipelineConfig:
         schedule=spec.schedule,
         start_date=spec.start_date,
         description=" ".join(spec.description.split()),
+        sla_deadline=sla,
+        alerts=routes,
     )
 
 

@@ -6,7 +6,8 @@ publish gate), announce the gold marts as assets when the gate passed, write the
 report and notify. ``<pipeline>_maintenance`` compacts and vacuums the pipeline's lake
 every Sunday. Every step runs the contract's command line through the runner named by
 ``PIPELINE_RUNNER``; what differs between pipelines comes from their specs (schedule,
-start date, marts, default locations) through :func:`lakehouse.config.load_config`.
+start date, marts, default locations, SLA, alert routes) through
+:func:`lakehouse.config.load_config`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,32 @@ def _start(config: PipelineConfig) -> Any:
                              config.start_date.day, tz="UTC")
 
 
+def _deadlines(config: PipelineConfig) -> list[DeadlineAlert]:
+    """The daily DAG's deadline alerts, both ``critical``: the run deadline (from when the
+    run was queued) and the spec's SLA (from the logical date), each when it is on."""
+    # Callback kwargs are stored with the DAG as JSON: plain lists and numbers.
+    critical = list(config.alerts.channels("deadline_missed"))
+    alerts = []
+    if config.run_deadline:
+        alerts.append(DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=config.run_deadline,
+            name="run_deadline",
+            callback=AsyncCallback(deadline_missed, kwargs={"channels": critical}),
+        ))
+    if config.sla_deadline:
+        alerts.append(DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+            interval=config.sla_deadline,
+            name="sla",
+            callback=AsyncCallback(deadline_missed, kwargs={
+                "channels": critical,
+                "sla_hours": config.sla_deadline.total_seconds() / 3600,
+            }),
+        ))
+    return alerts
+
+
 def daily_dag(config: PipelineConfig) -> DAG:
     """Build ``<pipeline>_daily``.
 
@@ -62,17 +89,9 @@ def daily_dag(config: PipelineConfig) -> DAG:
         start_date=_start(config),
         catchup=False,
         max_active_runs=1,
-        default_args=task_defaults(),
+        default_args=task_defaults(config),
         user_defined_macros=LINEAGE_MACROS,
-        deadline=(
-            DeadlineAlert(
-                reference=DeadlineReference.DAGRUN_QUEUED_AT,
-                interval=config.run_deadline,
-                callback=AsyncCallback(deadline_missed),
-            )
-            if config.run_deadline
-            else None
-        ),
+        deadline=_deadlines(config) or None,
         tags=[config.pipeline, "lakehouse", f"runner:{config.runner}"],
         doc_md=_daily_doc(config),
     )
@@ -88,7 +107,7 @@ def daily_dag(config: PipelineConfig) -> DAG:
             """Announce the finished run with the report's location."""
             fields = alert_message("success", {**context, "ds": ds})
             fields["text"] += f" | report: {report_uri(config, ds or '')}"
-            deliver(fields)
+            deliver(fields, config.alerts.channels("success"))
             return fields["text"]
 
         @task(task_id="publish", outlets=gold_assets(config), retries=1)
@@ -111,6 +130,17 @@ def daily_dag(config: PipelineConfig) -> DAG:
     return daily()
 
 
+def _route(config: PipelineConfig, event: str) -> str:
+    return f"`[{', '.join(config.alerts.channels(event))}]`"
+
+
+def _sla_doc(config: PipelineConfig) -> str:
+    if config.sla_deadline is None:
+        return ""
+    hours = config.sla_deadline.total_seconds() / 3600
+    return f" A run unfinished {hours:g} hours after its logical date misses its SLA."
+
+
 def _daily_doc(config: PipelineConfig) -> str:
     return f"""
 ### {config.pipeline}: daily lakehouse run
@@ -130,6 +160,9 @@ write the HTML run report and notify. Every step runs the contract's command lin
   `lake_writer`, 1 slot), so maintenance never overlaps a writer. The tables do not
   depend on the order in which drops are processed.
 * **Re-runs** are safe: a step whose input did not change commits nothing.
+* **Alerts** (the spec's `alerts`): failures and missed deadlines go to
+  {_route(config, "failure")}, retries to {_route(config, "retry")}, the finished run to
+  {_route(config, "success")}.{_sla_doc(config)}
 * **Assets**: `publish` announces each gold mart
   (`x-lakehouse://{config.pipeline}/gold/<mart>`, the same asset wherever the lake lives)
   once the gate has passed; each event's extra says where the data is (`lake`,
@@ -150,7 +183,7 @@ def maintenance_dag(config: PipelineConfig) -> DAG:
         start_date=_start(config),
         catchup=False,
         max_active_runs=1,
-        default_args=task_defaults(),
+        default_args=task_defaults(config),
         user_defined_macros=LINEAGE_MACROS,
         tags=[config.pipeline, "lakehouse", f"runner:{config.runner}"],
         doc_md=f"""

@@ -24,6 +24,7 @@ import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 
 from jobs.errors import ConfigError
 from jobs.sql_text import IDENTIFIER_PATTERN, plain_identifier, spec_query
@@ -33,19 +34,27 @@ __all__ = ["IDENTIFIER_PATTERN", "catalogue", "identifier", "spec_query", "sql_i
 
 
 
-@cache
 def catalogue() -> frozenset[str]:
     """Every name the pipelines' SQL text may use: tables, temporary views, columns.
 
-    Built from the specs of every pipeline in ``pipelines/`` (through :mod:`jobs.catalog`)
-    and the engine's own tables, so a new table or column is known as soon as a spec
-    declares it.
+    Built from the specs of every pipeline in the pipelines folder (``PIPELINES_DIR`` or
+    the repository's, see :func:`jobs.spec.load.pipelines_root`; through
+    :mod:`jobs.catalog`) and the engine's own tables, so a new table or column is known as
+    soon as a spec declares it. Built once per pipelines folder: a process that points
+    ``PIPELINES_DIR`` elsewhere gets that folder's names.
 
     :return: each pipeline's sources, delete feeds and marts with their columns, grain and
         refresh columns, the silver tables' SCD2, lineage and partition columns, the
         internal silver tables (tombstones, snapshots), ``<scd2 source>_history`` views,
         and quarantine's columns.
     """
+    from jobs.spec.load import pipelines_root
+
+    return _catalogue(pipelines_root())
+
+
+@cache
+def _catalogue(root: Path) -> frozenset[str]:
     from jobs.catalog import Catalog, snapshots_table, tombstones_table
     from jobs.schemas import SCD2_COLUMNS, quarantine_schema, silver_columns, tombstone_schema
     from jobs.spec.load import list_pipelines, load_pipeline

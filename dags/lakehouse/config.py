@@ -209,9 +209,8 @@ def load_config(pipeline: str = DEFAULT_PIPELINE) -> PipelineConfig:
 
     The pipeline's spec (``pipelines/<pipeline>/``) gives its default lake and landing
     (relative to the repository), its schedule, start date, marts, SLA and alert routes;
-    see :func:`location_settings` for the settings that override the locations. A spec
-    without an ``alerts`` block sends every alert to every channel (:class:`AlertRoutes`);
-    one with it routes each severity as it says, the spec's defaults filling the rest.
+    see :func:`location_settings` for the settings that override the locations. The
+    spec's ``alerts`` route each severity (by default every alert to every channel).
 
     :return: the configuration.
     :raises ValueError: for an unknown runner (an import error in the UI, naming it).
@@ -231,12 +230,8 @@ def load_config(pipeline: str = DEFAULT_PIPELINE) -> PipelineConfig:
     except ValueError:
         raise ValueError(f"PIPELINE_RUN_DEADLINE_MINUTES={minutes!r} is not a number") from None
     sla = timedelta(hours=spec.sla_hours) if spec.sla_hours and deadline else None
-    routes = (
-        AlertRoutes(critical=tuple(spec.alerts.critical), warning=tuple(spec.alerts.warning),
-                    info=tuple(spec.alerts.info))
-        if "alerts" in spec.model_fields_set
-        else AlertRoutes()
-    )
+    routes = AlertRoutes(critical=tuple(spec.alerts.critical),
+                         warning=tuple(spec.alerts.warning), info=tuple(spec.alerts.info))
     lake_name, landing_name = location_settings(pipeline)
     return PipelineConfig(
         runner=runner,

@@ -10,7 +10,6 @@ Spark's cause is the first line of its error.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -387,7 +386,11 @@ _PYSPARK_ERROR_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger"
 
 @contextmanager
 def _quiet_analysis_errors() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in _PYSPARK_ERROR_LOGGERS]
+    from pyspark.logger import PySparkLogger
+
+    # PySpark's own logger class: it logs analysis errors with extra keywords that a plain
+    # logging.Logger of the same name would reject (a TypeError instead of the error).
+    loggers = [PySparkLogger.getLogger(name) for name in _PYSPARK_ERROR_LOGGERS]
     before = [logger.disabled for logger in loggers]
     for logger in loggers:
         logger.disabled = True

@@ -247,11 +247,15 @@ class Gate(_Strict):
 
 
 class Alerts(_Strict):
-    """Where alerts go, by severity: ``slack``, ``email`` and ``log`` channels."""
+    """Where alerts go, by severity: ``slack``, ``email`` and ``log`` channels.
+
+    Every severity goes to every channel unless the spec narrows it (a channel without
+    its Airflow connection is skipped anyway).
+    """
 
     critical: tuple[Literal["slack", "email", "log"], ...] = ("slack", "email", "log")
-    warning: tuple[Literal["slack", "email", "log"], ...] = ("slack", "log")
-    info: tuple[Literal["slack", "email", "log"], ...] = ("log",)
+    warning: tuple[Literal["slack", "email", "log"], ...] = ("slack", "email", "log")
+    info: tuple[Literal["slack", "email", "log"], ...] = ("slack", "email", "log")
 
 
 class Pipeline(_Strict):

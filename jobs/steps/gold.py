@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.catalog import Catalog
 from jobs.delta_io import ensure_table, latest_version, replace_where
 from jobs.ledger import Run, last_success, start_run
+from jobs.schemas import silver_schema
 from jobs.sql import identifier, spec_query, sql_in
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 
@@ -46,10 +47,12 @@ def mart_sql(catalog: Catalog, name: str) -> str:
 
 def register_silver_views(spark: SparkSession, ctx: StepContext,
                           versions: dict[str, int] | None = None) -> list[str]:
-    """Register every silver table the lake has as a temporary view under its source name.
+    """Register every source's silver table as a temporary view under the source's name.
 
     An SCD2 source is registered twice: ``<name>`` holds its current rows (what a query
-    over "the table" means) and ``<name>_history`` every version.
+    over "the table" means) and ``<name>_history`` every version. A source whose table
+    does not exist yet (none of its rows has arrived) reads as empty, with its silver
+    columns: a mart over it is what its SQL gives without those rows.
 
     :param versions: read these versions (the run's snapshot of silver), else the latest.
     :return: the sources that have no silver table yet.
@@ -62,8 +65,9 @@ def register_silver_views(spark: SparkSession, ctx: StepContext,
         version = (versions or {}).get(name, latest_version(spark, uri))
         if version is None:
             missing.append(name)
-            continue
-        df = spark.read.format("delta").option("versionAsOf", version).load(uri)
+            df = spark.createDataFrame([], silver_schema(table))
+        else:
+            df = spark.read.format("delta").option("versionAsOf", version).load(uri)
         if table.history == "scd2":
             df.createOrReplaceTempView(identifier(f"{name}_history"))
             df = df.where(F.col("is_current"))
@@ -106,7 +110,8 @@ def touched_values(spark: SparkSession, ctx: StepContext, mart: str,
             continue
         changed.createOrReplaceTempView("changes")
         rows = spark.sql(spec_query(query)).distinct().collect()
-        values |= {r[0] for r in rows if r[0] is not None}
+        # NULL is a grain value too (a group of rows whose column is NULL).
+        values |= {r[0] for r in rows}
     return values
 
 
@@ -129,7 +134,6 @@ def run(ctx: StepContext) -> bool:
     :param ctx: step context.
     :return: ``False`` when silver has not changed since (nothing to do).
     """
-    from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
     spark = ctx.spark
@@ -150,7 +154,7 @@ def run(ctx: StepContext) -> bool:
         log.info("gold %s: silver unchanged since run %s, nothing to do", ctx.ds,
                  previous["run_id"] if previous else None)
         return False
-    missing = register_silver_views(spark, ctx, now)
+    register_silver_views(spark, ctx, now)
     plans: dict[str, set[Any] | None] = {}
     for name in catalog.marts:
         if since:
@@ -173,16 +177,7 @@ def run(ctx: StepContext) -> bool:
     queries = {name: mart_sql(catalog, name) for name in catalog.marts}
     schemas: dict[str, StructType] = {}
     for name, uri in gold.items():
-        if missing and latest_version(spark, uri) is None:
-            # A mart over a table that does not exist yet cannot be analysed; it is
-            # created by the first run that has every table it reads.
-            try:
-                schemas[name] = spark.sql(spec_query(queries[name], "_mart")).schema
-            except AnalysisException:
-                plans.pop(name, None)
-                continue
-        else:
-            schemas[name] = spark.sql(spec_query(queries[name], "_mart")).schema
+        schemas[name] = spark.sql(spec_query(queries[name], "_mart")).schema
         ensure_table(spark, uri, schemas[name])
     run_.details["pre_versions"] = {name: latest_version(spark, uri) for name, uri in gold.items()}
     run_.details["watermarks"] = now
@@ -196,11 +191,16 @@ def run(ctx: StepContext) -> bool:
             predicate = "true"
             details.setdefault("recomputed", {})[name] = ALL
         else:
-            ordered = sorted(values)
+            ordered = sorted(v for v in values if v is not None)
             column = identifier(refresh.column)
-            df = df.where(F.col(column).isin(ordered))
-            predicate = f"{column} IN {sql_in(ordered)}"
-            details.setdefault("recomputed", {})[name] = len(ordered)
+            parts = [f"{column} IN {sql_in(ordered)}"] if ordered else []
+            matched = F.col(column).isin(ordered)
+            if None in values:
+                parts.append(f"{column} IS NULL")
+                matched = matched | F.col(column).isNull()
+            df = df.where(matched)
+            predicate = " OR ".join(parts)
+            details.setdefault("recomputed", {})[name] = len(values)
         work[name] = partial(_publish, spark, run_, name, gold[name], df, predicate,
                              schemas[name])
     # The marts are separate tables: their replaceWhere writes run side by side.

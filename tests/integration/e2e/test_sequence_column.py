@@ -197,7 +197,7 @@ def test_every_line_is_counted_once_superseded_lines_included(
     lake: Lake = getattr(lakes, order)
     runs = [r for r in spark.read.format("delta").load(lake.table("ops", "runs")).collect()
             if r["step"] == "silver" and r["status"] == "succeeded"]
-    found = {}
+    found: dict[str, dict[str, int]] = {}
     for run in runs:
         details = json.loads(run["details"])
         found[run["ds"].isoformat()] = {

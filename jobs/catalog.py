@@ -113,7 +113,8 @@ class Table:
     :param files: glob of its file names.
     :param file_format: how its files are written.
     :param expectations: row- and drop-scope rules.
-    :param sequence: what orders versions: ``_ds`` or a column.
+    :param sequence: what orders versions: ``_ds`` or a column (then ``_ds`` breaks
+        ties, see :attr:`version_order`).
     """
 
     name: str
@@ -144,6 +145,16 @@ class Table:
     def non_key_columns(self) -> list[str]:
         """Names of the declared columns that are not part of the key."""
         return [c.name for c in self.columns if c.name not in self.key]
+
+    @property
+    def version_order(self) -> tuple[str, ...]:
+        """The columns that order two versions of a key, compared left to right.
+
+        ``("_ds",)``: a newer drop wins. ``(<sequence>, "_ds")``: the higher sequence value
+        wins, and of equal values the newer drop; so a late drop carrying an older value
+        never replaces a newer one.
+        """
+        return ("_ds",) if self.sequence == "_ds" else (self.sequence, "_ds")
 
     @property
     def is_family(self) -> bool:

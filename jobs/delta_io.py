@@ -369,42 +369,63 @@ def _key_condition(key: Sequence[str], partition_predicate: str | None) -> str:
     return f"{condition} AND {partition_predicate}" if partition_predicate else condition
 
 
+def _newer_condition(order: Sequence[str]) -> str:
+    """The source version ``s`` replaces the target's ``t``: ``order`` compared left to
+    right is greater, or equal with different content (``_row_hash``).
+
+    For ``("_ds",)``: ``s._ds > t._ds OR (s._ds = t._ds AND s._row_hash <> t._row_hash)``.
+    The columns are checked against the identifier pattern only, as in
+    :func:`_key_condition`.
+    """
+    if not order:
+        raise ValueError("merge_latest needs at least one column to order versions by")
+    names = [identifier(c, known=False) for c in order]
+    same = [f"s.{c} = t.{c}" for c in names]
+    steps = [*(f"s.{c} > t.{c}" for c in names), "s._row_hash <> t._row_hash"]
+    clauses = [" AND ".join([*same[:i], step]) for i, step in enumerate(steps)]
+    return " OR ".join([clauses[0], *(f"({c})" for c in clauses[1:])])
+
+
 def merge_latest(
     spark: SparkSession,
     uri: str,
     source_df: DataFrame,
     key: Sequence[str],
     partition_predicate: str | None = None,
+    order: Sequence[str] = ("_ds",),
 ) -> MergeResult:
-    """Upsert rows so that the newest ``_ds`` wins (the "latest version" table shape).
+    """Upsert rows so that the newest version wins (the "latest version" table shape).
 
     Clause order matters: a matched row is replaced only when the source version is newer
-    (``s._ds > t._ds``) or the same drop delivers different content (a corrected
-    re-delivery of that day, ``_row_hash`` differs); an older drop never overwrites a
-    newer one, and re-applying the same rows changes nothing. Unmatched rows are inserted.
+    (``order`` compared left to right: ``s._ds > t._ds`` by default) or equally new with
+    different content (a corrected re-delivery of that day, ``_row_hash`` differs); an
+    older version never overwrites a newer one, and re-applying the same rows changes
+    nothing. Unmatched rows are inserted.
 
     :param spark: active session.
     :param uri: target table location (must exist).
-    :param source_df: rows to upsert; needs the key columns, ``_ds`` and ``_row_hash``.
+    :param source_df: rows to upsert; needs the key columns, the ``order`` columns and
+        ``_row_hash``.
     :param key: primary-key columns.
     :param partition_predicate: literal predicate on the target's partition columns
         (``t._order_month IN (...)``) that bounds the files the MERGE reads.
+    :param order: the columns that order versions (:attr:`jobs.catalog.Table.version_order`):
+        ``("_ds",)``, or a sequence column and ``_ds``.
     :return: the version written and Delta's row metrics.
     :raises ValueError: when required columns are missing or keys are not unique.
     """
     from delta.tables import DeltaTable
 
-    _check_columns(source_df, [*key, "_ds", "_row_hash"], f"merge into {uri}")
+    _check_columns(source_df, [*key, *order, "_row_hash"], f"merge into {uri}")
     assert_unique_keys(source_df, key, f"merge into {uri}")
     condition = _key_condition(key, _partition_predicate(spark, partition_predicate))
+    update_condition = _newer_condition(order)
     before = latest_version(spark, uri)
 
     def run(insert_only: bool = False) -> DataFrame | None:
         merge = DeltaTable.forPath(spark, uri).alias("t").merge(source_df.alias("s"), condition)
         if not insert_only:
-            merge = merge.whenMatchedUpdateAll(
-                condition="s._ds > t._ds OR (s._ds = t._ds AND s._row_hash <> t._row_hash)"
-            )
+            merge = merge.whenMatchedUpdateAll(condition=update_condition)
         return merge.whenNotMatchedInsertAll().execute()
 
     inserted: dict[str, int] = {}

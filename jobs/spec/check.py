@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from jobs.errors import SpecProblem
 from jobs.spec.document import FieldPath, SpecDocument, dotted
-from jobs.spec.model import Expectation, Pipeline, Source
+from jobs.spec.model import Expectation, Pipeline, Source, is_decimal
 from jobs.spec.schema import LINEAGE_COLUMNS, SCD2_COLUMNS, partition_of, root_of
 from jobs.sql_text import plain_identifier, spec_query
 
@@ -44,6 +44,8 @@ TOUCHED = re.compile(r"\{touched:([^{}]*)\}")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+):([^{}]*)\}")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+$")
 _SPARK_POSITION = re.compile(r"line (\d+)(,? pos(?:ition)? \d+)")
+# Types a sequence column may have: ordered, and equal only when the values are equal.
+SEQUENCE_TYPES = ("bigint", "int", "smallint", "date", "timestamp")
 
 
 def check_structure(doc: SpecDocument) -> list[SpecProblem]:
@@ -149,9 +151,7 @@ def _check_source(doc: SpecDocument, name: str, source: Source) -> Iterator[Spec
     yield from _columns_problems(doc, (*base, "key"), columns, source.key, "key")
     if len(set(source.key)) != len(source.key):
         yield doc.problem((*base, "key"), "a key column is listed twice")
-    if source.sequence != "_ds" and source.sequence not in columns:
-        yield doc.problem((*base, "sequence"), f"sequence column {source.sequence!r} is "
-                          f"neither _ds nor a column (columns: {', '.join(columns)})")
+    yield from _check_sequence(doc, name, source)
     if source.track is not None:
         yield from _columns_problems(doc, (*base, "track"), columns, source.track, "track")
     yield from _check_partition(doc, name, source)
@@ -170,6 +170,27 @@ def _check_source(doc: SpecDocument, name: str, source: Source) -> Iterator[Spec
     if source.deletes is not None:
         yield from _check_expectation_names(doc, (*base, "deletes", "expectations"),
                                             source.deletes.expectations)
+
+
+def _check_sequence(doc: SpecDocument, name: str, source: Source) -> Iterator[SpecProblem]:
+    """A sequence column exists, is never NULL and has an ordered type (where it may be
+    used at all is :func:`_check_engine_shapes`'s)."""
+    path: FieldPath = ("sources", name, "sequence")
+    sequence = source.sequence
+    if sequence == "_ds":
+        return
+    declared = {c.name: c for c in source.columns}
+    column = declared.get(sequence)
+    if column is None:
+        yield doc.problem(path, f"sequence column {sequence!r} is neither _ds nor a column "
+                          f"(columns: {', '.join(declared)})")
+        return
+    if column.type not in SEQUENCE_TYPES and is_decimal(column.type) is None:
+        yield doc.problem(path, f"sequence column {sequence!r} is {column.type}; a sequence "
+                          f"is {', '.join(SEQUENCE_TYPES)} or decimal(p,s)")
+    if column.nullable:
+        yield doc.problem(path, f"sequence column {sequence!r} must be declared nullable: "
+                          "false (a version without a sequence value cannot be ordered)")
 
 
 def _check_expectation_names(doc: SpecDocument, base: FieldPath,
@@ -248,12 +269,14 @@ def _check_parents(doc: SpecDocument) -> Iterator[SpecProblem]:
 
 def _check_engine_shapes(doc: SpecDocument) -> Iterator[SpecProblem]:
     """The table shapes the engine writes: a relation is one level deep, an SCD2 table
-    stands alone, and versions are ordered by the drop's date.
+    stands alone, and only a plain ``latest`` table orders versions by a sequence column.
 
     A parent with children is written with them as one section that settles against
     concurrent writers (see ``docs/design/concurrent-silver.md``); that section holds one
     parent and its direct children. An SCD2 history is rebuilt per key from every snapshot
-    observed, which has no notion of a partition, a delete feed or a parent.
+    observed, which has no notion of a partition, a delete feed or a parent. An SCD2
+    version is valid from its drop's date, and a family's tombstones, partition moves and
+    children compare drops' dates, so those tables order versions by ``_ds``.
     """
     p = doc.pipeline
     for name, source in p.sources.items():
@@ -277,8 +300,33 @@ def _check_engine_shapes(doc: SpecDocument) -> Iterator[SpecProblem]:
                    for s in p.sources.values()):
                 yield doc.problem((*base, "history"), "an scd2 table cannot be a parent")
         if source.sequence != "_ds":
-            yield doc.problem((*base, "sequence"), f"{source.sequence!r}: versions are "
-                              "ordered by the drop's date, _ds (a newer drop wins)")
+            why = _ordered_by_drop(p, name)
+            if why:
+                yield doc.problem((*base, "sequence"), f"{source.sequence!r}: {why}; a "
+                                  "sequence column is for a history: latest table without "
+                                  "partition, deletes, parent or children")
+
+
+def _ordered_by_drop(pipeline: Pipeline, name: str) -> str:
+    """Why a table's versions must be ordered by ``_ds`` (empty: a column may order them)."""
+    source = pipeline.sources[name]
+    if source.history == "scd2":
+        return ("an scd2 table orders versions by the drop's date, _ds (a version is valid "
+                "from its drop's date)")
+    if source.parent is not None:
+        return ("a child table orders versions by the drop's date, _ds (it is written in "
+                f"one section with its parent {source.parent.table}, which compares drops' "
+                "dates)")
+    has = [what for what, present in (
+        ("a partition", source.partition is not None),
+        ("a delete feed", source.deletes is not None),
+        ("children", any(s.parent is not None and s.parent.table == name
+                         for s in pipeline.sources.values()))) if present]
+    if has:
+        listed = " and ".join([", ".join(has[:-1]), has[-1]] if len(has) > 1 else has)
+        return (f"a table with {listed} orders versions by the drop's date, _ds "
+                "(its deletions, partition moves and children compare drops' dates)")
+    return ""
 
 
 def _parent_cycle(pipeline: Pipeline, start: str) -> list[str]:

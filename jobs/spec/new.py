@@ -417,7 +417,9 @@ def draft_spec(name: str, sample_dir: Path) -> str:
             "    key: []",
             "    # DECIDE: what orders two versions of a key: _ds (the drop's date, newest wins)",
             "    # or a column of the row"
-            + (f" ({', '.join(ordered)})." if ordered else "."),
+            + (f" ({', '.join(ordered)})" if ordered else "")
+            + ", declared nullable: false (latest tables without partition, deletes,",
+            "    # parent or children only).",
             "    sequence: _ds",
             "    # DECIDE: keep only the latest version of each key (latest) or every version",
             "    # with valid_from / valid_to / is_current (scd2).",

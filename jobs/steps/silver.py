@@ -5,7 +5,11 @@ versions, write rejected lines to ``quarantine/<table>`` (``replaceWhere _ds = <
 MERGE the good rows so that the newest ``_ds`` wins. What a table is comes from the
 pipeline's spec (:mod:`jobs.catalog`):
 
-* a ``latest`` table with no relations is MERGEd on its key;
+* a ``latest`` table with no relations is MERGEd on its key; with a ``sequence`` column,
+  versions are ordered by ``(sequence, _ds)`` instead
+  (:attr:`~jobs.catalog.Table.version_order`): within a drop the highest sequence is the
+  key's version and the lower ones are counted as superseded (ledger detail
+  ``superseded_in_drop``);
 * an ``scd2`` table records the drop's snapshot rows, then rebuilds the history of their
   keys from every snapshot observed (:func:`~jobs.transforms.silver.scd2_changes`);
 * a *family* - a table with a partition, a delete feed or children - is written as one
@@ -24,8 +28,9 @@ The plain tables and each family write different tables and read nothing of each
 so they run side by side (the plain tables first when one of them has a fail-level
 expectation, whose failure must stop the run before a family is merged).
 
-Each rule only compares ``_ds`` values, never processing order, so drops processed in any
-order, repeated or back-filled converge to the same tables.
+Each rule only compares ``_ds`` values (and a plain table's sequence column), never
+processing order, so drops processed in any order, repeated or back-filled converge to the
+same tables.
 
 Concurrent runs: Delta serialises the commits of one table, not of a parent and its
 children, and a family decides from rows it reads (a row's partition, a tombstone, a
@@ -82,6 +87,7 @@ from jobs.schemas import quarantine_schema, silver_columns, silver_schema, tombs
 from jobs.sql import identifier, sql_in, sql_literal
 from jobs.steps.common import StepContext, fingerprint, log, run_parallel
 from jobs.transforms.silver import (
+    is_drop_version,
     parse_lines,
     scd2_changes,
     with_drop_dedup,
@@ -112,10 +118,13 @@ def prepare(lines_df: DataFrame, table: Table) -> DataFrame:
     :param lines_df: bronze rows (``value`` and lineage).
     :param table: the table (its format, columns, key and expectations).
     :return: typed rows with ``_reasons``, ``_warnings``, ``_failures`` and
-        ``_is_duplicate``.
+        ``_is_duplicate`` (and ``_is_superseded`` for a table with a sequence column).
     """
     checks = [e for e in table.expectations if e.scope == "row" and not e.needs_parent]
-    return with_drop_dedup(with_expectations(parse_lines(lines_df, table), checks), table.key)
+    # Every line of one drop has the same _ds: within it, only a sequence column orders.
+    within_drop = [c for c in table.version_order if c != "_ds"]
+    return with_drop_dedup(with_expectations(parse_lines(lines_df, table), checks), table.key,
+                           within_drop)
 
 
 def _matched(pairs: list[tuple[str, str]], parts: list[Any], part: str | None) -> str:
@@ -237,7 +246,8 @@ class _Silver:
             for name in counted:
                 counters.pop(name, None)
         for nested in (self.run.details.get("merge_metrics", {}),
-                       self.run.details.get("superseded_by_delete", {}), self.touched):
+                       self.run.details.get("superseded_by_delete", {}),
+                       self.run.details.get("superseded_in_drop", {}), self.touched):
             for name in counted:
                 nested.pop(name, None)
         for key in details:
@@ -491,19 +501,27 @@ class _Silver:
 
     # -- accounting ------------------------------------------------------------------
     def account(self, name: str, prepared: DataFrame) -> dict[str, int]:
-        """Count lines, duplicates, rejects and expectation outcomes in one pass.
+        """Count lines, duplicates, rejects, superseded lines and expectation outcomes in
+        one pass.
 
-        :return: ``*row`` (lines read), ``*rejected`` (non-duplicate lines with a reason)
-            and one count per reason or warning name, over non-duplicate lines.
+        Every line read is a duplicate, a reject (quarantined), superseded within the drop
+        (a valid line with a lower sequence value than its key's version in the drop,
+        ledger detail ``superseded_in_drop``) or the drop's version of its key.
+
+        :return: ``*row`` (lines read), ``*rejected`` (non-duplicate lines with a reason),
+            ``*superseded`` and one count per reason or warning name, over non-duplicate
+            lines.
         :raises QualityGateError: when a fail-level expectation is violated.
         """
         from pyspark.sql import functions as F
 
+        nothing = F.array().cast("array<string>")
         tags = F.concat(
             F.array(F.lit("*row")), "_reasons", "_warnings",
             F.transform("_failures", lambda f: F.concat(F.lit("fail:"), f)),
-            F.when(F.size("_reasons") > 0, F.array(F.lit("*rejected"))).otherwise(
-                F.array().cast("array<string>")),
+            F.when(F.size("_reasons") > 0, F.array(F.lit("*rejected"))).otherwise(nothing),
+            *([F.when(F.col("_is_superseded"), F.array(F.lit("*superseded"))).otherwise(
+                nothing)] if "_is_superseded" in prepared.columns else []),
         )
         rows = (
             prepared.select(F.col("_is_duplicate").alias("dup"), F.explode(tags).alias("tag"))
@@ -518,6 +536,9 @@ class _Silver:
                 counts["*row"] = counts.get("*row", 0) + r["n"]
             elif not r["dup"]:
                 counts[r["tag"]] = r["n"]
+        if "_is_superseded" in prepared.columns:
+            self.run.details.setdefault("superseded_in_drop", {})[name] = counts.get(
+                "*superseded", 0)
         self.record_expectations(name, [e for e in self.catalog.expectations(name)
                                          if e.scope == "row" and not e.needs_parent], counts)
         if any(tag.startswith("fail:") for tag in counts):
@@ -587,10 +608,7 @@ class _Silver:
         return prepared
 
     def clean(self, prepared: DataFrame, table: Table) -> DataFrame:
-        from pyspark.sql import functions as F
-
-        rows = prepared.where(~F.col("_is_duplicate") & (F.size("_reasons") == 0))
-        return with_row_hash(rows, table.column_names)
+        return with_row_hash(prepared.where(is_drop_version(prepared)), table.column_names)
 
     def latest(self, name: str) -> None:
         prepared = self.load_prepared(name)
@@ -598,7 +616,8 @@ class _Silver:
             return
         table = self.catalog.tables[name]
         source = self.clean(prepared, table).select(*silver_columns(table))
-        result = merge_latest(self.spark, self.silver_uri(name), source, table.key)
+        result = merge_latest(self.spark, self.silver_uri(name), source, table.key,
+                              order=table.version_order)
         self.note_merge(name, result.version, result.metrics)
         prepared.unpersist()
 

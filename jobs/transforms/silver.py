@@ -18,7 +18,8 @@ Reason codes written to quarantine:
   ``bad_boolean:<col>``, ``bad_date:<col>``, ``bad_timestamp:<col>`` - a field that does
   not parse as its declared type;
 * the name of a ``drop`` expectation the row violates;
-* ``conflicting_versions_in_drop`` - the drop holds two different versions of the key;
+* ``conflicting_versions_in_drop`` - the drop holds two different versions of the key
+  (with a ``sequence`` column: two with the key's highest sequence value);
 * ``orphan_<table>`` - a child row whose parent does not exist (yet).
 """
 
@@ -41,6 +42,7 @@ __all__ = [
     "CONFLICT_REASON",
     "LINEAGE_COLUMNS",
     "NULL_TOKENS",
+    "is_drop_version",
     "parse_lines",
     "scd2_changes",
     "with_drop_dedup",
@@ -259,17 +261,24 @@ def with_expectations(df: DataFrame, expectations: Sequence[Expectation]) -> Dat
     )
 
 
-def with_drop_dedup(df: DataFrame, key: Sequence[str]) -> DataFrame:
-    """Mark exact duplicate lines and conflicting versions of a key within one drop.
+def with_drop_dedup(df: DataFrame, key: Sequence[str],
+                    sequence: Sequence[str] = ()) -> DataFrame:
+    """Mark exact duplicate lines, superseded lines and conflicting versions of a key
+    within one drop.
 
     Lines are grouped by key and ordered by their text, then by file and line: a line
-    equal to the previous one is a duplicate (the first copy is kept). When the clean,
-    non-duplicate lines of one key still differ, none of them can be trusted to be "the"
-    version for that day, so all get ``conflicting_versions_in_drop``.
+    equal to the previous one is a duplicate (the first copy is kept). With ``sequence``
+    columns, a clean line whose sequence is lower than the highest of its key's clean
+    lines is *superseded*: a valid older version, not the drop's. When the remaining
+    clean, non-duplicate lines of one key still differ, none of them can be trusted to be
+    "the" version for that day, so all get ``conflicting_versions_in_drop``.
 
     :param df: parsed lines with ``value``, ``_reasons`` and the key columns.
     :param key: primary-key columns.
-    :return: ``df`` with ``_is_duplicate`` (BOOLEAN) and ``_reasons`` extended.
+    :param sequence: the columns that order versions within one drop (every line of a
+        drop has the same ``_ds``); none: any two different versions conflict.
+    :return: ``df`` with ``_is_duplicate`` (BOOLEAN), with ``sequence`` also
+        ``_is_superseded`` (BOOLEAN), and ``_reasons`` extended.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -279,6 +288,11 @@ def with_drop_dedup(df: DataFrame, key: Sequence[str]) -> DataFrame:
     dup = F.coalesce(F.lag("value").over(ordered) == F.col("value"), F.lit(False))
     out = df.withColumn("_is_duplicate", dup)
     candidate = (F.size("_reasons") == 0) & ~F.col("_is_duplicate")
+    if sequence:
+        rank = F.struct(*[F.col(c) for c in sequence])
+        newest = F.max(F.when(candidate, rank)).over(whole)
+        out = out.withColumn("_is_superseded", candidate & (rank < newest))
+        candidate = candidate & ~F.col("_is_superseded")
     vmin = F.min(F.when(candidate, F.col("value"))).over(whole)
     vmax = F.max(F.when(candidate, F.col("value"))).over(whole)
     conflict = candidate & (vmin != vmax)
@@ -288,6 +302,19 @@ def with_drop_dedup(df: DataFrame, key: Sequence[str]) -> DataFrame:
             F.col("_reasons")
         ),
     )
+
+
+def is_drop_version(df: DataFrame) -> Column:
+    """The lines of :func:`with_drop_dedup`'s output that are the drop's version of their
+    key: clean, not a duplicate, not superseded.
+
+    :param df: output of :func:`with_drop_dedup`.
+    :return: a boolean column.
+    """
+    from pyspark.sql import functions as F
+
+    clean = ~F.col("_is_duplicate") & (F.size("_reasons") == 0)
+    return clean & ~F.col("_is_superseded") if "_is_superseded" in df.columns else clean
 
 
 def with_row_hash(df: DataFrame, columns: Sequence[str]) -> DataFrame:

@@ -17,6 +17,7 @@ from chispa import assert_df_equality
 
 from jobs.delta_io import (
     PARTITION_PREDICATES_CONF,
+    _newer_condition,
     append_once,
     commit_metrics,
     commit_tag,
@@ -145,6 +146,45 @@ def test_reapplying_the_same_row_changes_nothing(
                        ignore_row_order=True, ignore_nullable=True)
     assert result.metrics["num_updated_rows"] == 0
     assert result.metrics["num_inserted_rows"] == 0
+
+
+def test_the_default_order_compares_the_drop_date_then_the_content() -> None:
+    assert _newer_condition(("_ds",)) == (
+        "s._ds > t._ds OR (s._ds = t._ds AND s._row_hash <> t._row_hash)")
+    assert _newer_condition(("seq", "_ds")) == (
+        "s.seq > t.seq OR (s.seq = t.seq AND s._ds > t._ds) "
+        "OR (s.seq = t.seq AND s._ds = t._ds AND s._row_hash <> t._row_hash)")
+
+
+def test_with_a_sequence_the_higher_value_wins_then_the_newer_drop(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    schema = "k bigint, v string, seq bigint, _ds date, _row_hash bigint"
+    uri = "file:" + str(tmp_path / "seq")
+    ensure_table(spark, uri, spark.createDataFrame([], schema).schema)
+    spark.createDataFrame([(1, "a", 5, D2, 10), (2, "b", 5, D2, 20), (3, "c", 5, D2, 30),
+                           (5, "e", 5, D2, 50)], schema).write.format("delta").mode(
+        "append").save(uri)
+    source = spark.createDataFrame([
+        (1, "a older value, newer drop", 4, D3, 11),
+        (2, "b same value, newer drop", 5, D3, 21),
+        (3, "c higher value, older drop", 6, D1, 31),
+        (4, "d", 1, D1, 40),
+        (5, "e same value and drop, corrected", 5, D2, 51),
+    ], schema)
+
+    result = merge_latest(spark, uri, source, ["k"], order=("seq", "_ds"))
+
+    expected = spark.createDataFrame([
+        (1, "a", 5, D2, 10),
+        (2, "b same value, newer drop", 5, D3, 21),
+        (3, "c higher value, older drop", 6, D1, 31),
+        (4, "d", 1, D1, 40),
+        (5, "e same value and drop, corrected", 5, D2, 51),
+    ], schema)
+    assert_df_equality(table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
+    assert result.metrics["num_updated_rows"] == 3
+    assert result.metrics["num_inserted_rows"] == 1
 
 
 def test_merge_latest_rejects_a_source_with_a_duplicate_key(

@@ -368,6 +368,51 @@ def test_invalid_copy_of_a_key_does_not_conflict_with_its_valid_line(
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_with_a_sequence_the_highest_version_wins_and_lower_ones_are_superseded(
+    spark: SparkSession,
+) -> None:
+    later = field(ORDER_LINE, 4, "1996-01-05")
+    same_day = field(later, 8, "another comment")
+    other_key = field(ORDER_LINE, 0, "2")
+    df = spark.createDataFrame([(v, DS, f, n) for f, n, v in [
+        ("a.tbl", 1, ORDER_LINE),   # key 1, 1996-01-02: superseded by line 2
+        ("a.tbl", 2, later),        # key 1, 1996-01-05: the drop's version
+        ("a.tbl", 3, ORDER_LINE),   # an exact copy of line 1
+        ("b.tbl", 1, other_key),    # key 2, 1996-01-02: its two highest versions differ
+        ("b.tbl", 2, field(other_key, 8, "another comment")),
+        ("b.tbl", 3, field(other_key, 4, "1995-12-31")),  # key 2, lower: superseded
+        ("c.tbl", 1, field(later, 0, "3")),                # key 3, alone
+        ("c.tbl", 2, field(same_day, 0, "3")[:-3]),        # key 3, broken: not a version
+    ]], LINES_SCHEMA)
+
+    out = with_drop_dedup(parse_lines(df, ORDERS), ORDERS.key, ["o_orderdate"]).select(
+        "_source_file", "_line_number", "_is_duplicate", "_is_superseded", "_reasons")
+
+    expected = spark.createDataFrame(
+        [
+            ("a.tbl", 1, False, True, []),
+            ("a.tbl", 2, False, False, []),
+            ("a.tbl", 3, True, False, []),
+            ("b.tbl", 1, False, False, [CONFLICT_REASON]),
+            ("b.tbl", 2, False, False, [CONFLICT_REASON]),
+            ("b.tbl", 3, False, True, []),
+            ("c.tbl", 1, False, False, []),
+            ("c.tbl", 2, False, False, ["wrong_field_count"]),
+        ],
+        "_source_file string, _line_number bigint, _is_duplicate boolean, "
+        "_is_superseded boolean, _reasons array<string>",
+    )
+    assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_without_a_sequence_no_line_is_marked_superseded(spark: SparkSession) -> None:
+    df = spark.createDataFrame([(ORDER_LINE, DS, "a.tbl", 1)], LINES_SCHEMA)
+
+    out = with_drop_dedup(parse_lines(df, ORDERS), ORDERS.key)
+
+    assert "_is_superseded" not in out.columns
+
+
 # -- with_row_hash -------------------------------------------------------------------------
 
 def test_row_hash_follows_tpch_columns_and_ignores_lineage(spark: SparkSession) -> None:

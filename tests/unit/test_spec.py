@@ -41,6 +41,17 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 SPEC_FILE = f"pipelines/{NAME}/pipeline.yaml"
+# A plain latest table (no partition, deletes, parent or children) ordered by a column.
+STOCK = """\
+  stock:
+    format: {type: jsonl}
+    columns:
+      - {name: sku, type: string, nullable: false}
+      - {name: updated, type: timestamp, nullable: false}
+      - {name: label, type: string}
+    key: [sku]
+    sequence: updated
+"""
 SUGGESTIONS = re.compile(r" Did you mean one of the following\? \[[^\]]*\]\.")
 
 
@@ -228,16 +239,43 @@ def test_every_problem_is_reported_at_once(tmp_path: Path, spark: SparkSession) 
         ({"    history: scd2\n": "    history: scd2\n    deletes: {folder: gone}\n"},
          "deletes: {folder: gone}", "sources.customers.deletes",
          "an scd2 table has no deletes: its history is rebuilt from every snapshot of a key"),
-        ({"    key: [order_id]\n": "    key: [order_id]\n    sequence: order_date\n"},
-         "sequence: order_date", "sources.orders.sequence",
-         "'order_date': versions are ordered by the drop's date, _ds (a newer drop wins)"),
+        ({"    key: [order_id]\n": "    key: [order_id]\n    sequence: order_id\n"},
+         "sequence: order_id", "sources.orders.sequence",
+         "'order_id': a table with a partition, a delete feed and children orders versions "
+         "by the drop's date, _ds (its deletions, partition moves and children compare "
+         "drops' dates); a sequence column is for a history: latest table without "
+         "partition, deletes, parent or children"),
+        ({"    history: scd2\n": "    history: scd2\n    sequence: customer_id\n"},
+         "sequence: customer_id", "sources.customers.sequence",
+         "'customer_id': an scd2 table orders versions by the drop's date, _ds (a version "
+         "is valid from its drop's date); a sequence column is for a history: latest table "
+         "without partition, deletes, parent or children"),
+        ({"    key: [order_id, line]\n": "    key: [order_id, line]\n    sequence: line\n"},
+         "sequence: line", "sources.items.sequence",
+         "'line': a child table orders versions by the drop's date, _ds (it is written in "
+         "one section with its parent orders, which compares drops' dates); a sequence "
+         "column is for a history: latest table without partition, deletes, parent or "
+         "children"),
+        ({"marts:\n": STOCK.replace("type: timestamp, nullable: false", "type: timestamp")
+          + "marts:\n"}, "sequence: updated", "sources.stock.sequence",
+         "sequence column 'updated' must be declared nullable: false (a version without a "
+         "sequence value cannot be ordered)"),
+        ({"marts:\n": STOCK.replace("type: timestamp", "type: double") + "marts:\n"},
+         "sequence: updated", "sources.stock.sequence",
+         "sequence column 'updated' is double; a sequence is bigint, int, smallint, date, "
+         "timestamp or decimal(p,s)"),
+        ({"marts:\n": STOCK.replace("sequence: updated", "sequence: updated_at")
+          + "marts:\n"}, "sequence: updated_at", "sources.stock.sequence",
+         "sequence column 'updated_at' is neither _ds nor a column (columns: sku, updated, "
+         "label)"),
     ],
     ids=["name_not_folder", "key_column_missing", "duplicate_column", "parent_not_a_source",
          "parent_key_not_parents_key", "parent_cycle", "child_partition_expression",
          "partition_without_expression", "folder_clash", "mart_name_clash",
          "mart_sql_missing", "refresh_column_not_in_grain", "refresh_unknown_table",
          "gate_unknown_table", "bad_schedule", "scd2_with_partition", "scd2_with_deletes",
-         "sequence_column"],
+         "sequence_on_family", "sequence_on_scd2", "sequence_on_child",
+         "sequence_nullable", "sequence_not_ordered_type", "sequence_not_a_column"],
 )
 def test_whole_spec_problem_names_file_line_field_and_cause(
         tmp_path: Path, spark: SparkSession, replace: dict[str, str], fragment: str,
@@ -249,6 +287,14 @@ def test_whole_spec_problem_names_file_line_field_and_cause(
     assert problems_of(tmp_path) == [expected]
     # The SQL checks add nothing: a problem is reported once, not again by what it breaks.
     assert problems_of(tmp_path, spark) == [expected]
+
+
+def test_sequence_column_of_a_plain_latest_table_is_valid(tmp_path: Path,
+                                                          spark: SparkSession) -> None:
+    for typ in ("timestamp", "bigint", "int", "smallint", "date", '"decimal(20,0)"'):
+        write_spec(tmp_path, {"marts:\n": STOCK.replace("type: timestamp", f"type: {typ}")
+                              + "marts:\n"})
+        assert problems_of(tmp_path, spark) == [], typ
 
 
 def test_cron_expression_and_presets_are_schedules(tmp_path: Path) -> None:

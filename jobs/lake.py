@@ -38,7 +38,8 @@ _SUPPORTED = {"file", "s3", "s3a"}
 def normalize_uri(uri: str) -> str:
     """Return an absolute URI without a trailing slash.
 
-    :param uri: plain path, ``file://`` or ``s3a://``/``s3://`` URI.
+    :param uri: plain path, ``file://`` or ``file:/`` (Hadoop's spelling, which this
+        function returns) or ``s3a://``/``s3://`` URI.
     :return: ``file:/abs/path`` for local paths (Hadoop's own spelling, so Delta sees one
         location per table), the URI itself otherwise.
     :raises ConfigError: for an unsupported scheme or an empty value.
@@ -48,7 +49,9 @@ def normalize_uri(uri: str) -> str:
         raise ConfigError("empty lake or landing URI")
     match = _SCHEME.match(uri)
     if match is None:
-        return "file:" + str(Path(uri).expanduser().resolve())
+        # "file:/abs" is a local path too, not a relative folder named "file:".
+        local = uri[len("file:"):] if uri.startswith("file:") else uri
+        return "file:" + str(Path(local).expanduser().resolve())
     scheme = match.group(1).lower()
     if scheme not in _SUPPORTED:
         raise ConfigError(

@@ -13,7 +13,9 @@ the rules ``docs/pipelines.md`` states for every spec:
   line); two different clean versions of one key are all quarantined
   (``conflicting_versions_in_drop``); a line that does not parse, or fails a ``drop``
   expectation (a NULL result fails), is quarantined with its reasons;
-* a ``latest`` table keeps the newest ``_ds`` of a key; a deletion at ``ds`` removes the
+* a ``latest`` table keeps the newest ``_ds`` of a key, or with a ``sequence`` column the
+  highest ``(sequence, _ds)``; within a drop, versions of a key below its highest sequence
+  value are superseded and two different ones at it are conflicts; a deletion at ``ds`` removes the
   versions with ``_ds <= ds`` of the key (and of its children, matched through the
   parent key); the newest deletion of a key is its tombstone;
 * a child row needs its parent: while the parent is not in silver, its versions newer
@@ -43,6 +45,7 @@ from typing import Any
 __all__ = [
     "BAD_KINDS",
     "BASE_DS",
+    "SEQUENCE_VALUES",
     "DropDraw",
     "SpecDraw",
     "TableRows",
@@ -68,6 +71,7 @@ BOOL_VALUES: tuple[Any, ...] = (True, False, None)
 QTY_VALUES: tuple[Any, ...] = (1, 5, None)
 COLOUR_VALUES: tuple[Any, ...] = ("red", "blue")
 SIZE_VALUES: tuple[Any, ...] = (1, 2)
+SEQUENCE_VALUES: tuple[Any, ...] = (1, 2, 3)
 BAD_KINDS = ("bad_number", "null_key", "short_line", "not_json", "null_required")
 
 
@@ -94,6 +98,7 @@ class TableSpec:
     history: str = "latest"
     track: tuple[str, ...] | None = None
     trailing: bool = False  # delimited: a separator after the last field
+    sequence: str | None = None  # a column that orders versions (else the drop's date)
 
     @property
     def names(self) -> list[str]:
@@ -187,6 +192,8 @@ def _source(t: TableSpec) -> dict[str, Any]:
                     for c in t.columns],
         "key": list(t.key),
     }
+    if t.sequence is not None:
+        out["sequence"] = t.sequence
     if t.history == "scd2":
         out["history"] = "scd2"
         if t.track is not None:
@@ -558,7 +565,16 @@ def read_drops(spec: SpecDraw, landed: dict[str, list[Line]]) -> Model:
                 ds, key, _ = group
                 assert key is not None
                 clean[(ds, key)].append(first)
+        sequence = next((t.sequence for t in spec.tables if t.name == name), None)
         for (ds, key), firsts in clean.items():
+            if sequence is not None and len(firsts) > 1:
+                # The highest sequence value is the drop's version; lower ones are
+                # superseded (valid, counted, not quarantined).
+                top = max(x.values[sequence] for x in firsts if x.values is not None)
+                model.seen["superseded_in_drop"] += sum(
+                    1 for x in firsts if x.values is not None and x.values[sequence] < top)
+                firsts = [x for x in firsts if x.values is not None
+                          and x.values[sequence] == top]
             if len(firsts) > 1:
                 model.seen["conflicts"] += 1
                 for line in firsts:
@@ -605,8 +621,15 @@ def expected(spec: SpecDraw, landing: Path) -> tuple[dict[str, dict[Key, Row]], 
         out["silver/_p_tombstones"] = {
             k: (*k, *v[spec.feed][k][ds].line.lineage) for k, ds in tomb.items()}
     parents: dict[Key, Version] = {}
+    def order(by_ds: dict[dt.date, Version]) -> Callable[[dt.date], Any]:
+        if spec.p.sequence is None:
+            return lambda ds: ds
+        return lambda ds: (by_ds[ds].row[spec.p.sequence], ds)
+
     for k, by_ds in v["p"].items():
-        newest = max(by_ds)
+        newest = max(by_ds, key=order(by_ds))
+        if newest != max(by_ds):
+            seen["late_drop_older_sequence"] += 1
         seen["versions_replaced"] += len(by_ds) - 1
         if k in tomb and newest <= tomb[k]:
             seen["deleted"] += 1
@@ -705,5 +728,3 @@ def read_specs(spec: SpecDraw) -> dict[str, tuple[tuple[str, ...], tuple[str, ..
         out[f"quarantine/{name}"] = (lineage, ("raw", "reasons"))
     return out
 
-
-Render = Callable[[Any], str]

@@ -3,17 +3,17 @@
 Hypothesis draws a small pipeline spec (:class:`tests.support.spec_model.SpecDraw`): a
 parent table ``p`` with a one- or two-column key, a numeric column of a drawn type and a
 file format of its own (delimited with or without a trailing separator, CSV, JSON lines,
-Parquet); maybe a partition (the month of a date, or a bucket of the key), a delete feed,
-a ``drop`` or ``warn`` expectation, a child ``c`` related to ``p``, and an SCD2 table ``s``
-tracking all or some columns; and marts whose refresh is bounded by a grain column, ``all``
-or absent. It then draws two or three drops over small key spaces (updates, deletions,
-exact duplicate lines, two versions of a key in one drop, lines that do not parse) and
-processes them (``ingest``, ``silver``, ``gold`` on the session's Spark, the spec read
-from a temporary ``PIPELINES_DIR`` like any user's) in a random order, with a repeat (a
-no-op that must commit nothing) or a ``--force`` run. Every drawn spec must pass
-``validate`` (its SQL included), and afterwards silver, quarantine and gold must equal the
-pure-Python model of :func:`tests.support.spec_model.expected`, computed from the landed
-files alone.
+Parquet); maybe a sequence column ordering its versions, a partition (the month of a date,
+or a bucket of the key), a delete feed, a ``drop`` or ``warn`` expectation, a child ``c``
+related to ``p``, and an SCD2 table ``s`` tracking all or some columns; and marts whose
+refresh is bounded by a grain column, ``all`` or absent. It then draws two or three drops
+over small key spaces (updates, deletions, exact duplicate lines, two versions of a key in
+one drop, lines that do not parse) and processes them (``ingest``, ``silver``, ``gold`` on
+the session's Spark, the spec read from a temporary ``PIPELINES_DIR`` like any user's) in
+a random order, with a repeat (a no-op that must commit nothing) or a ``--force`` run.
+Every drawn spec must pass ``validate`` (its SQL included), and afterwards silver,
+quarantine and gold must equal the pure-Python model of
+:func:`tests.support.spec_model.expected`, computed from the landed files alone.
 
 CI runs ``PROPERTY_EXAMPLES`` examples (default 4), derandomized; ``PROPERTY_SEED=<int>``
 draws others, e.g. ``PROPERTY_EXAMPLES=30 PROPERTY_SEED=3 .venv/bin/python -m pytest
@@ -54,6 +54,7 @@ from tests.support.spec_model import (
     GROUP_VALUES,
     INT_VALUES,
     QTY_VALUES,
+    SEQUENCE_VALUES,
     SIZE_VALUES,
     Col,
     DropDraw,
@@ -98,15 +99,21 @@ def specs(draw: st.DrawFn) -> SpecDraw:
     composite = draw(st.booleans())
     key = (Col("k", "bigint", False), *((Col("r", "string", False),) if composite else ()))
     key_names = tuple(c.name for c in key)
-    partition = draw(st.sampled_from((None, "month", "bucket")))
+    # A sequence column orders the versions of a plain latest table (not of a family):
+    # one spec in four is such a table.
+    sequence = draw(st.integers(0, 3)) == 0
+    partition = None if sequence else draw(st.sampled_from((None, "month", "bucket")))
     date_required = partition == "month" or draw(st.booleans())
     fmt, trailing = table_format()
+    deletes = not sequence and draw(st.booleans())
+    child = not sequence and draw(st.booleans())
     p = TableSpec("p", fmt, (*key, Col("g", "string"),
                              Col("n", draw(st.sampled_from(("int", "bigint", "decimal(9,2)")))),
-                             Col("d", "date", not date_required), Col("b", "boolean")),
-                  key_names, trailing=trailing)
+                             Col("d", "date", not date_required), Col("b", "boolean"),
+                             *((Col("u", "int", False),) if sequence else ())),
+                  key_names, trailing=trailing, sequence="u" if sequence else None)
     c = s = None
-    if draw(st.booleans()):
+    if child:
         fmt, trailing = table_format()
         c = TableSpec("c", fmt, (*key, Col("line", "int", False), Col("qty", "int")),
                       (*key_names, "line"), trailing=trailing)
@@ -116,7 +123,7 @@ def specs(draw: st.DrawFn) -> SpecDraw:
                                  Col("size", "int")), ("id",), history="scd2",
                       track=draw(st.sampled_from((None, ("colour",)))), trailing=trailing)
     return SpecDraw(
-        name=f"gen{next(_names)}", p=p, partition=partition, deletes=draw(st.booleans()),
+        name=f"gen{next(_names)}", p=p, partition=partition, deletes=deletes,
         expectation=draw(st.sampled_from((None, "drop", "warn"))), c=c, s=s,
         refresh=draw(st.sampled_from(("bounded", "all", "none"))))
 
@@ -135,8 +142,11 @@ def _content(spec: SpecDraw, t: TableSpec) -> st.SearchStrategy[tuple[Any, ...]]
     if t.name == "p":
         numbers = DECIMAL_VALUES if spec.n_type.startswith("decimal") else INT_VALUES
         dates = DATE_VALUES if t.col("d").nullable else tuple(d for d in DATE_VALUES if d)
-        return st.tuples(st.sampled_from(GROUP_VALUES), st.sampled_from(numbers),
-                         st.sampled_from(dates), st.sampled_from(BOOL_VALUES))
+        fields = [st.sampled_from(GROUP_VALUES), st.sampled_from(numbers),
+                  st.sampled_from(dates), st.sampled_from(BOOL_VALUES)]
+        if t.sequence is not None:
+            fields.append(st.sampled_from(SEQUENCE_VALUES))
+        return st.tuples(*fields)
     if t.name == "c":
         return st.tuples(st.sampled_from(QTY_VALUES))
     return st.tuples(st.sampled_from(COLOUR_VALUES), st.sampled_from(SIZE_VALUES))
@@ -267,6 +277,7 @@ def run_scenario(spark: SparkSession, root: Path, scenario: Scenario) -> Counter
     seen.update(f"{k}_{v}" for k, v in (
         ("format", spec.p.fmt), ("partition", spec.partition), ("refresh", spec.refresh),
         ("expectation", spec.expectation)) if v)
+    seen.update(["sequence_column"] if spec.p.sequence else [])
     seen.update(n for n, present in (("child", spec.c), ("scd2", spec.s),
                                      ("deletes", spec.deletes),
                                      ("composite_key", len(spec.p.key) == 2)) if present)

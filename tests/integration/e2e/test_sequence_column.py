@@ -36,7 +36,6 @@ from jobs.catalog import Catalog
 from jobs.lake import Lake
 from jobs.spec.cli import validate_pipeline
 from jobs.spec.load import PIPELINES_ENV, load_pipeline
-from jobs.sql import catalogue
 from jobs.steps import gold, ingest, quality, silver
 from jobs.steps.common import StepContext
 from tests.support.lake import lake_of, table_rows, table_versions
@@ -152,19 +151,15 @@ def lakes(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with pytest.MonkeyPatch.context() as patch:
         # SQL text may name only the tables and columns of the specs found: this one's.
         patch.setenv(PIPELINES_ENV, str(pipelines))
-        catalogue.cache_clear()
-        try:
-            assert validate_pipeline(NAME, root, spark) == []
-            catalog = Catalog.from_pipeline(load_pipeline(NAME, root))
-            found = Lakes(root / "landing", pipelines, lake_of(root / "lake"),
-                          lake_of(root / "reverse"))
-            for ds in (D1, D2, D3):
-                _run(spark, catalog, found.forward, found.landing, ds)
-            for ds in (D3, D2, D1):
-                _run(spark, catalog, found.reverse, found.landing, ds)
-            yield found
-        finally:
-            catalogue.cache_clear()
+        assert validate_pipeline(NAME, root, spark) == []
+        catalog = Catalog.from_pipeline(load_pipeline(NAME, root))
+        found = Lakes(root / "landing", pipelines, lake_of(root / "lake"),
+                      lake_of(root / "reverse"))
+        for ds in (D1, D2, D3):
+            _run(spark, catalog, found.forward, found.landing, ds)
+        for ds in (D3, D2, D1):
+            _run(spark, catalog, found.reverse, found.landing, ds)
+        yield found
 
 
 def _silver(spark: SparkSession, lake: Lake) -> list[tuple[Any, ...]]:

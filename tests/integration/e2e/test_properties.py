@@ -33,18 +33,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, seed, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from jobs.steps import ingest, silver
@@ -72,14 +70,12 @@ from tests.support.model import (
     order_line,
 )
 from tests.support.model_lake import READ, actual_tables, build_base, difference, process
+from tests.support.properties import pipeline_examples
 from tests.support.tpch import ORPHAN_REASON
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "4"))
-SEED = os.environ.get("PROPERTY_SEED")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -185,10 +181,6 @@ def base(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return build_base(spark, tmp_path_factory.mktemp("property-base"))
 
 
-def _seeded(test: F) -> F:
-    """Derandomized by default (CI); ``PROPERTY_SEED`` picks other examples."""
-    return seed(int(SEED))(test) if SEED else test
-
 
 def test_any_order_of_drops_converges_to_the_model(
     spark: SparkSession, base: tuple[Path, Path], tmp_path: Path,
@@ -198,9 +190,7 @@ def test_any_order_of_drops_converges_to_the_model(
     runs: list[float] = []
     exercised: Counter[str] = Counter()
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=SEED is None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @_seeded
+    @pipeline_examples
     @given(scenarios())
     def check(scenario: Scenario) -> None:
         start = time.monotonic()

@@ -29,14 +29,14 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, event, given, seed, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from jobs.catalog import Catalog
@@ -45,6 +45,7 @@ from jobs.spec.load import PIPELINES_ENV, load_pipeline
 from jobs.steps import gold, ingest, silver
 from jobs.steps.common import StepContext
 from tests.support.lake import lake_of
+from tests.support.properties import pipeline_examples
 from tests.support.spec_model import (
     BAD_KINDS,
     BOOL_VALUES,
@@ -75,14 +76,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "4"))
-SEED = os.environ.get("PROPERTY_SEED")
-# PROPERTY_SHRINK=0 reports a failing example as drawn (shrinking re-runs the pipeline
-# many times).
-PHASES = tuple(p for p in Phase if p is not Phase.shrink or
-               os.environ.get("PROPERTY_SHRINK", "1") != "0")
 FORMATS = ("delimited", "csv", "jsonl", "parquet")
-F = TypeVar("F", bound=Callable[..., Any])
 _names = itertools.count(1)
 
 
@@ -287,20 +281,12 @@ def run_scenario(spark: SparkSession, root: Path, scenario: Scenario) -> Counter
     return seen
 
 
-def _seeded(test: F) -> F:
-    """Derandomized by default (CI); ``PROPERTY_SEED`` picks other examples."""
-    return seed(int(SEED))(test) if SEED else test
-
-
 def test_random_specs_and_drops_in_any_order_give_the_model(
         spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs: list[float] = []
     exercised: Counter[str] = Counter()
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=SEED is None, database=None,
-              phases=PHASES,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @_seeded
+    @pipeline_examples
     @given(scenarios())
     def check(scenario: Scenario) -> None:
         start = time.monotonic()
